@@ -1,0 +1,1 @@
+"""hostimage: host images for private clouds."""

@@ -1,0 +1,179 @@
+"""``/images``: system images — create, streamed upload, list, details, edit, delete, download."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+import anyio.from_thread
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from hostimage.api.deps import CtxDep, SessionDep, SettingsDep, StorageDep
+from hostimage.api.schemas.images import (
+    ImageDeleteAccepted,
+    ImageIn,
+    ImageList,
+    ImageOut,
+    ImagePatch,
+)
+from hostimage.domain.tenancy import View
+from hostimage.errors import Invalid, RangeNotSatisfiable
+from hostimage.services import images
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+
+@router.get("", response_model=ImageList)
+def list_images(
+    session: SessionDep,
+    ctx: CtxDep,
+    scope: View = View.PROJECT,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    name: str | None = None,
+    status: str | None = None,
+    disk_format: str | None = None,
+    standalone: bool | None = None,
+) -> dict[str, Any]:
+    q = images.ImageListQuery(
+        view=scope,
+        limit=limit,
+        offset=offset,
+        name=name,
+        status=status,
+        disk_format=disk_format,
+        standalone=standalone,
+    )
+    return images.list_images(session, ctx, q)
+
+
+@router.post("", response_model=ImageOut, status_code=201)
+def create(body: ImageIn, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+    return images.create_image(
+        session,
+        ctx,
+        body.name,
+        body.disk_format.value,
+        description=body.description,
+        os_type=body.os_type.value if body.os_type else None,
+        project_id=body.project_id,
+    )
+
+
+@router.get("/{image_id}", response_model=ImageOut)
+def get(image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+    return images.image_dict(images.get_visible_image(session, ctx, image_id))
+
+
+@router.patch("/{image_id}", response_model=ImageOut)
+def patch(image_id: str, body: ImagePatch, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+    return images.update_image(
+        session, ctx, image_id, body.model_dump(exclude_unset=True, mode="json")
+    )
+
+
+@router.delete("/{image_id}", response_model=ImageDeleteAccepted, status_code=202)
+def delete(image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+    return images.delete_image(session, ctx, image_id)
+
+
+def _bridge(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """Read the async request body from the worker thread the upload runs in."""
+    while True:
+        try:
+            chunk = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        if chunk:
+            yield chunk
+
+
+@router.put(
+    "/{image_id}/data",
+    response_model=ImageOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def upload(
+    image_id: str,
+    request: Request,
+    session: SessionDep,
+    ctx: CtxDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Stream the image's bytes (any size up to the limit); SHA-256 and format checked."""
+    result: dict[str, Any] = await run_in_threadpool(
+        images.upload_data,
+        session,
+        storage,
+        ctx,
+        image_id,
+        _bridge(request.stream()),
+        settings.max_upload_bytes,
+    )
+    return result
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size_hint: int | None = None) -> tuple[int, int | None] | None:
+    """``bytes=a-b`` / ``bytes=a-`` → (a, b|None); suffix ranges need the size (done later)."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        raise RangeNotSatisfiable("Only a single bytes=start-end range is supported.")
+    if not m.group(1):
+        if size_hint is None:
+            raise Invalid("A suffix range needs the image size.")
+        n = int(m.group(2))
+        return (max(size_hint - n, 0), None)
+    return (int(m.group(1)), int(m.group(2)) if m.group(2) else None)
+
+
+@router.get(
+    "/{image_id}/data",
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Range"}},
+)
+def download(
+    image_id: str,
+    session: SessionDep,
+    ctx: CtxDep,
+    storage: StorageDep,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+    format: str | None = None,
+) -> StreamingResponse:
+    """The image's bytes, whole or one range (206), with its checksum as ETag."""
+    img = images.get_visible_image(session, ctx, image_id)
+    if format and format != img.disk_format:
+        raise Invalid(
+            f"No {format} copy of this image; request one with POST "
+            "/host-images/{id}/formats first.",
+            code="no_such_format",
+        )
+    byte_range = parse_range(range_header, img.size)
+    dl = images.open_download(session, storage, ctx, image_id, byte_range)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(dl.end - dl.start + 1),
+        "ETag": f'"{dl.image["checksum"]}"',
+        "Content-Disposition": f'attachment; filename="{dl.image["name"]}.{dl.image["disk_format"]}"',
+    }
+    status = 200
+    if byte_range is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {dl.start}-{dl.end}/{dl.size}"
+    return StreamingResponse(
+        dl.chunks, status_code=status, headers=headers, media_type="application/octet-stream"
+    )

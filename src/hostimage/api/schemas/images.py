@@ -1,0 +1,71 @@
+"""System-image and task bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from hostimage.api.schemas.common import Strict
+from hostimage.domain.formats import DiskFormat, OsType
+
+
+class ImageIn(Strict):
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/]+$")
+    disk_format: DiskFormat
+    description: str = Field(default="", max_length=1024)
+    os_type: OsType | None = None
+    project_id: str | None = None
+
+
+class ImagePatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=1024)
+    os_type: OsType | None = None
+
+
+class ImageOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    status: str
+    status_reason: str | None
+    domain_id: str
+    project_id: str
+    share_scope: str
+    disk_format: str
+    size: int
+    virtual_size: int
+    checksum: str | None
+    os_type: str | None
+    host_image_id: str | None
+    index: int | None
+    role: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImageList(BaseModel):
+    items: list[ImageOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ImageDeleteAccepted(BaseModel):
+    task_id: str
+    image_id: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    kind: str
+    target_type: str
+    target_id: str
+    status: str
+    progress: int
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -1,0 +1,1 @@
+"""Persistence: tables, engine and sessions, the one SQL visibility filter, migrations."""

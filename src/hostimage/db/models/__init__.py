@@ -1,0 +1,22 @@
+"""Tables, one module per aggregate. Importing this package registers them all."""
+
+from hostimage.db.models.host_images import HostImage, Share
+from hostimage.db.models.identity import Domain, Project, RoleAssignment, Token, User
+from hostimage.db.models.images import Image
+from hostimage.db.models.oplog import LogEntry
+from hostimage.db.models.settings import SettingRow
+from hostimage.db.models.tasks import Task
+
+__all__ = [
+    "Domain",
+    "HostImage",
+    "Image",
+    "LogEntry",
+    "Project",
+    "RoleAssignment",
+    "SettingRow",
+    "Share",
+    "Task",
+    "Token",
+    "User",
+]

@@ -1,0 +1,76 @@
+"""The one exception tree. The API maps it to problem+json in exactly one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HostImageError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+
+class NotAuthenticated(HostImageError):
+    status = 401
+    code = "not_authenticated"
+    title = "Not authenticated"
+
+
+class NotFound(HostImageError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Forbidden(HostImageError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class Conflict(HostImageError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class Invalid(HostImageError):
+    """A semantic refusal that is neither permission nor state (400)."""
+
+    status = 400
+    code = "invalid"
+    title = "Bad request"
+
+
+class ValidationFailed(HostImageError):
+    status = 422
+    code = "validation_error"
+    title = "Validation error"
+
+
+class UnsafeImage(HostImageError):
+    status = 400
+    code = "unsafe_image"
+    title = "Unsafe image"
+
+
+class PayloadTooLarge(HostImageError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class RangeNotSatisfiable(HostImageError):
+    status = 416
+    code = "range_not_satisfiable"
+    title = "Range not satisfiable"

@@ -1,0 +1,117 @@
+"""The ``hostimage`` command: server operations (serve, worker, db) and the API client."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hostimage.settings import Settings, load_settings
+
+app = typer.Typer(help="hostimage — host images for private clouds.", no_args_is_help=True)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return load_settings(data_dir=data_dir) if data_dir else load_settings()
+
+
+def prepare(settings: Settings, demo: bool) -> None:
+    """Migrate, bootstrap the first admin, and seed demo data when asked."""
+    from hostimage.db.engine import make_engine, make_session_factory, session_scope
+    from hostimage.db.migrate import upgrade
+    from hostimage.services.bootstrap import bootstrap
+    from hostimage.services.demo import DEMO_PASSWORD, seed_demo
+    from hostimage.storage import open_storage
+
+    from hostimage.services.auth import configure_password_hashing
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
+    upgrade(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        generated = bootstrap(session, settings.admin_password)
+        if generated:
+            typer.echo(f"Created user 'admin' in domain 'Default' with password: {generated}")
+            typer.echo("(shown once; set HOSTIMAGE_ADMIN_PASSWORD to choose it yourself)")
+        if demo and seed_demo(session, open_storage(settings.effective_storage_url)):
+            typer.echo(
+                "Demo data seeded: users domadmin, alice, victor, olga (domain Default), "
+                f"eastadmin, bob (domain east); password {DEMO_PASSWORD}"
+            )
+    engine.dispose()
+
+
+def _worker_main(settings_json: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from hostimage.db.engine import make_engine, make_session_factory
+    from hostimage.storage import open_storage
+    from hostimage.tasks.worker import Worker
+
+    settings = Settings.model_validate_json(settings_json)
+    engine = make_engine(settings.effective_database_url, pool_size=2)
+    Worker(make_session_factory(engine), open_storage(settings.effective_storage_url)).run_forever()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    data_dir: Annotated[Path | None, typer.Option(help="Database, objects and state.")] = None,
+    demo: Annotated[bool, typer.Option(help="Seed demo tenants, users and images.")] = False,
+    workers: Annotated[int, typer.Option(help="Embedded task worker processes.")] = 2,
+) -> None:
+    """API + console + embedded task workers on one port."""
+    import uvicorn
+
+    from hostimage.api.app import create_app
+
+    logging.basicConfig(level=logging.INFO)
+    settings = _settings(data_dir)
+    prepare(settings, demo)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker_main, args=(settings.model_dump_json(),), daemon=True)
+        for _ in range(max(workers, 0))
+    ]
+    for proc in procs:
+        proc.start()
+    typer.echo(f"hostimage listening on http://{host}:{port}/ (console) and /api/v1")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        for proc in procs:
+            proc.terminate()
+
+
+@app.command()
+def worker(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Task workers only, for scale-out (any number, on any host)."""
+    logging.basicConfig(level=logging.INFO)
+    _worker_main(_settings(data_dir).model_dump_json())
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Apply database migrations (idempotent)."""
+    from hostimage.db.migrate import upgrade
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    typer.echo("Database is up to date.")
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,215 @@
+"""Login, tokens, the caller's principal, project switch and logout."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from hostimage.db.base import utcnow
+from hostimage.db.models import Domain, Project, RoleAssignment, Token, User
+from hostimage.domain.tenancy import Grant, Principal, Role
+from hostimage.errors import Forbidden, NotAuthenticated
+from hostimage.services.context import RequestContext
+
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so timing does not reveal user names.
+_dummy_hash: list[str] = []
+
+
+def configure_password_hashing(time_cost: int, memory_kib: int) -> None:
+    """Set the argon2id cost for new hashes (existing hashes keep verifying with their own)."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    _dummy_hash.clear()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def _dummy() -> str:
+    if not _dummy_hash:
+        _dummy_hash.append(_hasher.hash("not-a-real-password"))
+    return _dummy_hash[0]
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def grants_of(session: Session, user_id: str) -> tuple[Grant, ...]:
+    """Every role the user holds, as rules see them."""
+    rows = session.execute(
+        select(RoleAssignment.role, RoleAssignment.domain_id, RoleAssignment.project_id).where(
+            RoleAssignment.user_id == user_id
+        )
+    )
+    return tuple(Grant(Role(r), d, p) for r, d, p in rows)
+
+
+def choose_project(session: Session, grants: tuple[Grant, ...], wanted: str | None) -> str | None:
+    """The token's current project (SPEC §5): the requested one if a role covers it, else the
+    first project with a role, else the first project of an administered domain, else the
+    ``system`` project for a sysadmin."""
+    sysadmin = any(g.role is Role.SYSADMIN for g in grants)
+    admin_domains = {g.domain_id for g in grants if g.role is Role.DOMAINADMIN}
+    project_ids = [g.project_id for g in grants if g.project_id]
+    if wanted:
+        proj = session.get(Project, wanted)
+        if proj and (sysadmin or proj.domain_id in admin_domains or wanted in project_ids):
+            return wanted
+    if project_ids:
+        first = session.scalar(
+            select(Project.id).where(Project.id.in_(project_ids)).order_by(Project.name).limit(1)
+        )
+        if first:
+            return first
+    if admin_domains:
+        first = session.scalar(
+            select(Project.id)
+            .where(Project.domain_id.in_(admin_domains))
+            .order_by(Project.name)
+            .limit(1)
+        )
+        if first:
+            return first
+    if sysadmin:
+        return session.scalar(
+            select(Project.id)
+            .join(Domain, Domain.id == Project.domain_id)
+            .where(Project.name == "system", Domain.name == "Default")
+        )
+    return None
+
+
+def _issue(session: Session, user: User, project_id: str | None, ttl: int) -> dict[str, Any]:
+    token = secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(seconds=ttl)
+    row = Token(
+        token_hash=_token_hash(token), user_id=user.id, project_id=project_id, expires_at=expires
+    )
+    session.add(row)
+    session.commit()
+    principal = principal_for(session, user, project_id, row.id)
+    return {"token": token, "expires_at": expires, **whoami(RequestContext(principal))}
+
+
+def login(
+    session: Session,
+    username: str,
+    password: str,
+    domain: str | None,
+    project_id: str | None,
+    ttl: int,
+) -> dict[str, Any]:
+    """Check the password and issue a token scoped to one current project (401 otherwise)."""
+    user = session.scalar(
+        select(User)
+        .join(Domain, Domain.id == User.domain_id)
+        .where(User.name == username, Domain.name == (domain or "Default"))
+    )
+    try:
+        _hasher.verify(user.password_hash if user else _dummy(), password)
+    except (VerifyMismatchError, InvalidHashError):
+        user = None
+    if user is None:
+        raise NotAuthenticated("Wrong user name, domain or password.", code="bad_credentials")
+    project = choose_project(session, grants_of(session, user.id), project_id)
+    return _issue(session, user, project, ttl)
+
+
+def switch_project(
+    session: Session, ctx: RequestContext, project_id: str, ttl: int
+) -> dict[str, Any]:
+    """A new token for ``project_id`` (when a role covers it; else the default choice)."""
+    user = session.get(User, ctx.principal.user_id)
+    assert user is not None
+    project = choose_project(session, ctx.principal.grants, project_id)
+    if project != project_id:
+        raise Forbidden("You have no role in that project.", code="no_role_in_project")
+    return _issue(session, user, project, ttl)
+
+
+def principal_for(
+    session: Session, user: User, project_id: str | None, token_id: str | None
+) -> Principal:
+    project = session.get(Project, project_id) if project_id else None
+    return Principal(
+        user_id=user.id,
+        user_name=user.name,
+        user_domain_id=user.domain_id,
+        project_id=project.id if project else None,
+        project_name=project.name if project else None,
+        project_domain_id=project.domain_id if project else None,
+        grants=grants_of(session, user.id),
+        token_id=token_id,
+    )
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    """The principal behind a bearer token; 401 for a missing, unknown, expired or revoked one."""
+    if not token:
+        raise NotAuthenticated("Missing bearer token.")
+    row = session.execute(
+        select(Token, User, Project)
+        .join(User, User.id == Token.user_id)
+        .outerjoin(Project, Project.id == Token.project_id)
+        .where(Token.token_hash == _token_hash(token))
+    ).first()
+    if row is None:
+        raise NotAuthenticated("Unknown token.", code="bad_token")
+    tok, user, project = row
+    if tok.revoked or tok.expires_at <= utcnow():
+        raise NotAuthenticated("The token has expired or was revoked.", code="bad_token")
+    return Principal(
+        user_id=user.id,
+        user_name=user.name,
+        user_domain_id=user.domain_id,
+        project_id=project.id if project else None,
+        project_name=project.name if project else None,
+        project_domain_id=project.domain_id if project else None,
+        grants=grants_of(session, user.id),
+        token_id=tok.id,
+    )
+
+
+def logout(session: Session, ctx: RequestContext) -> None:
+    """Revoke the caller's token."""
+    session.execute(update(Token).where(Token.id == ctx.principal.token_id).values(revoked=True))
+    session.commit()
+
+
+def purge_expired_tokens(session: Session) -> int:
+    """Delete tokens past expiry or revoked; returns how many."""
+    res = session.execute(delete(Token).where(or_(Token.expires_at <= utcnow(), Token.revoked)))
+    session.commit()
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def whoami(ctx: RequestContext) -> dict[str, Any]:
+    """The caller: user, current project, roles and the views it may pick."""
+    p = ctx.principal
+    highest = p.highest_view()
+    views = ["project", "domain", "system"][: ["project", "domain", "system"].index(highest) + 1]
+    return {
+        "user": {"id": p.user_id, "name": p.user_name, "domain_id": p.user_domain_id},
+        "project": (
+            {"id": p.project_id, "name": p.project_name, "domain_id": p.project_domain_id}
+            if p.project_id
+            else None
+        ),
+        "roles": [
+            {"role": g.role.value, "domain_id": g.domain_id, "project_id": g.project_id}
+            for g in p.grants
+        ],
+        "highest_view": highest.value,
+        "views": views,
+    }

@@ -1,0 +1,1 @@
+"""Host-image use cases (SPEC F2–F10, F12)."""

@@ -1,0 +1,159 @@
+"""Editing host images: attributes (F3), deletion protection (F6), change project (F5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hostimage.db.base import utcnow
+from hostimage.db.models import Project
+from hostimage.domain.naming import sub_image_name
+from hostimage.domain.permissions import Action, authorize, authorize_change_project
+from hostimage.domain.sharing import Owner
+from hostimage.errors import Conflict, Invalid
+from hostimage.services import oplog
+from hostimage.services.context import RequestContext
+from hostimage.services.host_images.common import (
+    lock_visible,
+    name_taken,
+    owner_of,
+    refusals_logged,
+    sub_images,
+    touch_subs,
+    unique_name,
+)
+from hostimage.services.host_images.read import detail
+from hostimage.services.settings import three_level
+
+EDITABLE = (
+    "name",
+    "description",
+    "os_type",
+    "os_distribution",
+    "os_version",
+    "os_arch",
+    "os_language",
+    "disk_driver",
+    "net_driver",
+    "min_ram_mb",
+    "hypervisor",
+    "boot_mode",
+    "protected",
+)
+
+
+def _check_mutable(status: str) -> None:
+    if status == "deleting":
+        raise Conflict("The host image is being deleted.", code="deleting")
+
+
+def update_host_image(
+    session: Session, ctx: RequestContext, host_image_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Edit attributes (F3). Renaming renames the sub-images ``<name>-root``/``-data-<n>``;
+    one ``update`` entry carries the field diff, none when nothing changed; a taken name → 409."""
+    hi = lock_visible(session, ctx, host_image_id)
+    with refusals_logged(session, ctx, oplog.of_host_image(hi), "update"):
+        authorize(ctx.principal, Action.UPDATE, owner_of(hi))
+        _check_mutable(hi.status)
+        diff = {
+            k: [getattr(hi, k), v]
+            for k, v in changes.items()
+            if k in EDITABLE and getattr(hi, k) != v
+        }
+        if "name" in diff and name_taken(
+            session, changes["name"], hi.domain_id, three_level(session), exclude_id=hi.id
+        ):
+            raise Conflict(f"A host image named {changes['name']!r} exists.", code="name_taken")
+    if not diff:
+        session.rollback()
+        return detail(session, ctx, hi)
+    for key, (_, new) in diff.items():
+        setattr(hi, key, new)
+    hi.updated_at = utcnow()
+    notes: dict[str, Any] = {"changes": diff}
+    if "name" in diff:
+        subs = sub_images(session, hi.id)
+        for sub in subs:
+            sub.name = sub_image_name(hi.name, sub.idx or 0)
+            sub.updated_at = hi.updated_at
+        notes["renamed_sub_images"] = [s.id for s in subs]
+    oplog.record(session, ctx, oplog.of_host_image(hi), "update", notes=notes)
+    session.commit()
+    return detail(session, ctx, hi)
+
+
+def set_protection(
+    session: Session, ctx: RequestContext, host_image_id: str, protected: bool
+) -> dict[str, Any]:
+    """Enable or disable deletion protection (F6); logged when it changes."""
+    hi = lock_visible(session, ctx, host_image_id)
+    with refusals_logged(session, ctx, oplog.of_host_image(hi), "set_protection"):
+        authorize(ctx.principal, Action.SET_PROTECTION, owner_of(hi))
+        _check_mutable(hi.status)
+    if hi.protected == protected:
+        session.rollback()
+        return detail(session, ctx, hi)
+    old, hi.protected, hi.updated_at = hi.protected, protected, utcnow()
+    oplog.record(
+        session,
+        ctx,
+        oplog.of_host_image(hi),
+        "set_protection",
+        notes={"changes": {"protected": [old, protected]}},
+    )
+    session.commit()
+    return detail(session, ctx, hi)
+
+
+def change_project(
+    session: Session, ctx: RequestContext, host_image_id: str, project_id: str
+) -> dict[str, Any]:
+    """Move a host image, its sub-images and their data to another project (F5).
+
+    Sysadmin anywhere; domain admin within its domain; refused (409) while shared. The name
+    is made unique in the target namespace.
+    """
+    hi = lock_visible(session, ctx, host_image_id)
+    target = session.get(Project, project_id)
+    with refusals_logged(session, ctx, oplog.of_host_image(hi), "change_project"):
+        if target is None:
+            authorize(ctx.principal, Action.CHANGE_PROJECT, owner_of(hi))
+            raise Invalid(f"Unknown project {project_id}.", code="unknown_project")
+        authorize_change_project(
+            ctx.principal, owner_of(hi), Owner(domain_id=target.domain_id, project_id=target.id)
+        )
+        _check_mutable(hi.status)
+        if hi.share_scope != "none":
+            raise Conflict(
+                "Only unshared images can change project; set sharing to 不共享 first.",
+                code="shared",
+            )
+        if hi.status == "saving":
+            raise Conflict("The host image is being saved.", code="saving")
+    if target.id == hi.project_id:
+        session.rollback()
+        return detail(session, ctx, hi)
+    old = {"project_id": hi.project_id, "domain_id": hi.domain_id, "name": hi.name}
+    if target.domain_id != hi.domain_id and three_level(session):
+        # Names are unique per domain only with three-level on; elsewhere they stay unique.
+        hi.name = unique_name(session, hi.name, target.domain_id, True, hi.id)
+    renamed = hi.name != old["name"]
+    hi.project_id, hi.domain_id, hi.updated_at = target.id, target.domain_id, utcnow()
+    touch_subs(session, hi.id, project_id=target.id, domain_id=target.domain_id)
+    if renamed:
+        for sub in sub_images(session, hi.id):
+            sub.name = sub_image_name(hi.name, sub.idx or 0)
+    oplog.record(
+        session,
+        ctx,
+        oplog.of_host_image(hi),
+        "change_project",
+        notes={
+            "old": old,
+            "new": {"project_id": target.id, "domain_id": target.domain_id, "name": hi.name},
+        },
+    )
+    session.commit()
+    return detail(session, ctx, hi)

@@ -1,0 +1,62 @@
+"""The one reader of the environment: ``HOSTIMAGE_*`` variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _toml_defaults() -> dict[str, Any]:
+    path = os.environ.get("HOSTIMAGE_CONFIG")
+    if not path:
+        return {}
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get("hostimage", data)
+    return dict(section) if isinstance(section, dict) else {}
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Environment wins over the TOML file named by HOSTIMAGE_CONFIG."""
+
+    model_config = SettingsConfigDict(env_prefix="HOSTIMAGE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./var"))
+    database_url: str | None = None
+    storage_url: str | None = None
+    admin_password: str | None = None
+    token_ttl_seconds: int = 12 * 3600
+    max_upload_bytes: int = 64 * 1024**3
+    sql_echo: bool = False
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hostimage.db').resolve()}"
+
+    @cached_property
+    def effective_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return f"file://{(self.data_dir / 'objects').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from TOML defaults, then the environment, then explicit overrides."""
+    base = _toml_defaults()
+    env = Settings()
+    merged = {**base, **env.model_dump(exclude_unset=True), **overrides}
+    return Settings.model_validate(merged) if merged else env
