@@ -25,11 +25,10 @@ def prepare(settings: Settings, demo: bool) -> None:
     """Migrate, bootstrap the first admin, and seed demo data when asked."""
     from hostimage.db.engine import make_engine, make_session_factory, session_scope
     from hostimage.db.migrate import upgrade
+    from hostimage.services.auth import configure_password_hashing
     from hostimage.services.bootstrap import bootstrap
     from hostimage.services.demo import DEMO_PASSWORD, seed_demo
     from hostimage.storage import open_storage
-
-    from hostimage.services.auth import configure_password_hashing
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)

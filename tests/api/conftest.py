@@ -84,10 +84,12 @@ class World:
             self._apis[key] = api
         return self._apis[key]
 
-    def add_user(self, name: str, role: str, target: str | None = None,
-                 domain: str = "Default") -> Api:
-        r = self.admin.post("/users", {"name": name, "domain_id": self.domains[domain],
-                                       "password": PASSWORD})
+    def add_user(
+        self, name: str, role: str, target: str | None = None, domain: str = "Default"
+    ) -> Api:
+        r = self.admin.post(
+            "/users", {"name": name, "domain_id": self.domains[domain], "password": PASSWORD}
+        )
         assert r.status_code == 201, r.text
         uid = r.json()["id"]
         self.users[name] = uid
@@ -103,28 +105,35 @@ class World:
         project = target if role in ("member", "viewer") else None
         return self.login(name, project, domain)
 
-    def upload(self, api: Api, name: str, data: bytes, fmt: str = "raw",
-               project: str | None = None) -> dict[str, Any]:
+    def upload(
+        self, api: Api, name: str, data: bytes, fmt: str = "raw", project: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "disk_format": fmt}
         if project:
             body["project_id"] = self.projects[project]
         r = api.post("/images", body)
         assert r.status_code == 201, r.text
-        r = api.put(f"/images/{r.json()['id']}/data", content=data,
-                    headers={"Content-Type": "application/octet-stream"})
+        r = api.put(
+            f"/images/{r.json()['id']}/data",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
 
-    def host_image(self, project: str, name: str, disks: int = 2, api: Api | None = None,
-                   **attrs: Any) -> dict[str, Any]:
+    def host_image(
+        self, project: str, name: str, disks: int = 2, api: Api | None = None, **attrs: Any
+    ) -> dict[str, Any]:
         api = api or self.admin
         ids = [
             self.upload(api, f"{name}-src{i}", raw_disk(i), project=project)["id"]
             for i in range(disks)
         ]
-        r = api.post("/host-images", {"name": name, "image_ids": ids,
-                                      "project_id": self.projects[project], **attrs})
+        r = api.post(
+            "/host-images",
+            {"name": name, "image_ids": ids, "project_id": self.projects[project], **attrs},
+        )
         assert r.status_code == 201, r.text
         out: dict[str, Any] = r.json()
         return out
@@ -138,7 +147,7 @@ def raw_disk(seed: int, size: int = MiB) -> bytes:
     """A small raw disk with a boot signature and recognisable content."""
     data = bytearray(size)
     data[510:512] = b"\x55\xaa"
-    data[4096:4096 + 32] = bytes([seed % 256]) * 32
+    data[4096 : 4096 + 32] = bytes([seed % 256]) * 32
     return bytes(data)
 
 
@@ -160,23 +169,48 @@ def client(app_env: tuple[Any, Engine]) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.fixture()
-def world(client: TestClient, app_env: tuple[Any, Engine]) -> World:
+def _base_world(client: TestClient, app_env: tuple[Any, Engine]) -> World:
     app, engine = app_env
-    worker = Worker(make_session_factory(engine), open_storage(app.state.settings.effective_storage_url))
+    worker = Worker(
+        make_session_factory(engine), open_storage(app.state.settings.effective_storage_url)
+    )
     admin = Api(client)
     w = World(client=client, worker=worker, admin=admin)
     admin_api = w.login("admin")
     w.admin = admin_api
-    w.three_level(True)
     for d in admin_api.get("/domains").json()["items"]:
         w.domains[d["name"]] = d["id"]
     for p in admin_api.get("/projects").json()["items"]:
         w.projects[p["name"]] = p["id"]
+    return w
+
+
+@pytest.fixture()
+def flat_world(client: TestClient, app_env: tuple[Any, Engine]) -> World:
+    """Three-level permissions off: one domain (Default) with projects p0a, p0b."""
+    w = _base_world(client, app_env)
+    for pname in ("p0a", "p0b"):
+        r = w.admin.post("/projects", {"name": pname, "domain_id": w.domains["Default"]})
+        assert r.status_code == 201, r.text
+        w.projects[pname] = r.json()["id"]
+    return w
+
+
+@pytest.fixture()
+def world(client: TestClient, app_env: tuple[Any, Engine]) -> World:
+    """Three-level permissions on: Default (p0a, p0b), D1 (p1a, p1b), D2 (p2a)."""
+    w = _base_world(client, app_env)
+    w.three_level(True)
+    admin_api = w.admin
     for name in ("D1", "D2"):
         w.domains[name] = admin_api.post("/domains", {"name": name}).json()["id"]
-    for pname, dname in (("p0a", "Default"), ("p0b", "Default"), ("p1a", "D1"), ("p1b", "D1"),
-                         ("p2a", "D2")):
+    for pname, dname in (
+        ("p0a", "Default"),
+        ("p0b", "Default"),
+        ("p1a", "D1"),
+        ("p1b", "D1"),
+        ("p2a", "D2"),
+    ):
         r = admin_api.post("/projects", {"name": pname, "domain_id": w.domains[dname]})
         assert r.status_code == 201, r.text
         w.projects[pname] = r.json()["id"]

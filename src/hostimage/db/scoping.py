@@ -49,7 +49,7 @@ def view_filter(model: Owned, principal: Principal, view: View) -> ColumnElement
     if view is View.DOMAIN:
         domain_id = principal.view_domain_id()
         return domain_view(model, domain_id) if domain_id else false()
-    if principal.project_id and principal.project_domain_id:
+    if principal.works_in_project and principal.project_id and principal.project_domain_id:
         return project_view(model, principal.project_id, principal.project_domain_id)
     return false()
 
@@ -59,6 +59,6 @@ def visible(model: Owned, principal: Principal) -> ColumnElement[bool]:
     if principal.is_sysadmin:
         return true()
     clauses = [domain_view(model, d) for d in sorted(principal.admin_domain_ids)]
-    if principal.project_id and principal.project_domain_id:
+    if principal.works_in_project and principal.project_id and principal.project_domain_id:
         clauses.append(project_view(model, principal.project_id, principal.project_domain_id))
     return or_(*clauses) if clauses else false()

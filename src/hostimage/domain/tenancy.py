@@ -84,6 +84,14 @@ class Principal:
             return Role.VIEWER
         return None
 
+    @property
+    def works_in_project(self) -> bool:
+        """True when a role still covers the token's current project (roles can be revoked
+        while a token lives)."""
+        if self.project_id is None:
+            return False
+        return self.project_role() is not None or self.is_domain_admin(self.project_domain_id)
+
     def is_domain_admin(self, domain_id: str | None) -> bool:
         """True when the caller administers ``domain_id`` (sysadmin administers every domain)."""
         return self.is_sysadmin or (domain_id is not None and domain_id in self.admin_domain_ids)

@@ -46,7 +46,9 @@ PROJECTS = (
     ("west", "west-app"),
 )
 
-HOST_IMAGES = (
+HostImageSeed = tuple[str, str, str, str, str, tuple[int, ...], tuple[str, list[str]]]
+
+HOST_IMAGES: tuple[HostImageSeed, ...] = (
     # name, project, os_type, distribution, version, disks (MiB), share
     ("centos7-web", "dev", "Linux", "CentOS", "7.9", (8, 4), ("project", ["ops"])),
     ("ubuntu22-db", "dev", "Linux", "Ubuntu", "22.04", (8, 4, 4), ("none", [])),

@@ -27,7 +27,7 @@ from hostimage.errors import (
     UnsafeImage,
     ValidationFailed,
 )
-from hostimage.imaging.inspector import FormatError, StreamInspector, UnsafeImageError
+from hostimage.imaging.inspector import FormatError, StreamInspector
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.lifecycle import target_project
@@ -146,21 +146,19 @@ def upload_data(
     inspector = StreamInspector()
     up = _Upload()
     try:
-        for chunk in chunks:
-            up.size += len(chunk)
-            if up.size > max_bytes:
-                raise PayloadTooLarge(f"The upload exceeds the limit of {max_bytes} bytes.")
-            digest.update(chunk)
-            inspector.feed(chunk)
-            writer.write(chunk)
-        if up.size == 0:
-            raise ValidationFailed("The upload is empty.")
         try:
+            for chunk in chunks:
+                up.size += len(chunk)
+                if up.size > max_bytes:
+                    raise PayloadTooLarge(f"The upload exceeds the limit of {max_bytes} bytes.")
+                digest.update(chunk)
+                inspector.feed(chunk)
+                writer.write(chunk)
+            if up.size == 0:
+                raise ValidationFailed("The upload is empty.")
             info = inspector.finish(img.disk_format)
-        except UnsafeImageError as exc:
-            raise UnsafeImage(str(exc), code=exc.code) from exc
         except FormatError as exc:
-            raise UnsafeImage(str(exc), code="bad_image") from exc
+            raise UnsafeImage(str(exc), code=exc.code) from exc
         writer.publish()
     except BaseException as exc:
         writer.abort()

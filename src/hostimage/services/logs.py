@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -168,13 +169,13 @@ def csv_chunks(
 
 def write_xlsx(entries: Iterator[LogEntry], keys: list[str], heads: list[str], lang: str) -> str:
     """Write an XLSX file in constant memory; returns its temporary path (caller removes it)."""
-    fh = tempfile.NamedTemporaryFile(prefix="oplog-", suffix=".xlsx", delete=False)
-    fh.close()
-    book = xlsxwriter.Workbook(fh.name, {"constant_memory": True})
+    fd, path = tempfile.mkstemp(prefix="oplog-", suffix=".xlsx")
+    os.close(fd)
+    book = xlsxwriter.Workbook(path, {"constant_memory": True})
     sheet = book.add_worksheet("operation log")
     bold = book.add_format({"bold": True})
     sheet.write_row(0, 0, heads, bold)
     for row, entry in enumerate(entries, 1):
         sheet.write_row(row, 0, [_cell(entry, k, lang) for k in keys])
     book.close()
-    return fh.name
+    return path

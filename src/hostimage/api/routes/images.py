@@ -82,10 +82,16 @@ def delete(image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
 
 def _bridge(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
     """Read the async request body from the worker thread the upload runs in."""
-    while True:
+
+    async def next_chunk() -> bytes | None:
         try:
-            chunk = anyio.from_thread.run(stream.__anext__)
+            return await stream.__anext__()
         except StopAsyncIteration:
+            return None
+
+    while True:
+        chunk = anyio.from_thread.run(next_chunk)
+        if chunk is None:
             return
         if chunk:
             yield chunk
@@ -168,7 +174,9 @@ def download(
         "Accept-Ranges": "bytes",
         "Content-Length": str(dl.end - dl.start + 1),
         "ETag": f'"{dl.image["checksum"]}"',
-        "Content-Disposition": f'attachment; filename="{dl.image["name"]}.{dl.image["disk_format"]}"',
+        "Content-Disposition": (
+            f'attachment; filename="{dl.image["name"]}.{dl.image["disk_format"]}"'
+        ),
     }
     status = 200
     if byte_range is not None:

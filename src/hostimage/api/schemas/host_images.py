@@ -75,7 +75,7 @@ class HostImageList(BaseModel):
     offset: int
 
 
-Name = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/]+$")
+NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 128, "pattern": r"^[^\x00-\x1f/]+$"}
 
 
 class Attributes(Strict):
@@ -95,7 +95,7 @@ class Attributes(Strict):
 
 
 class HostImagePatch(Attributes):
-    name: str | None = Name
+    name: str | None = Field(default=None, **NAME_RULES)
     protected: bool | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -103,7 +103,7 @@ class HostImagePatch(Attributes):
 
 
 class HostImageCreate(Attributes):
-    name: str = Name
+    name: str = Field(**NAME_RULES)
     image_ids: list[str] = Field(min_length=1, max_length=64)
     project_id: str | None = None
     protected: bool = True

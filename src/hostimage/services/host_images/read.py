@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
@@ -153,11 +153,11 @@ def get_host_image(session: Session, ctx: RequestContext, host_image_id: str) ->
 def detail(session: Session, ctx: RequestContext, hi: HostImage) -> dict[str, Any]:
     """Serialize one host image already loaded by a use case."""
     row = session.execute(
-        select(Domain.name, Project.name).where(
-            Domain.id == hi.domain_id, Project.id == hi.project_id
-        )
+        select(Project.name, Domain.name)
+        .join(Domain, Domain.id == Project.domain_id)
+        .where(Project.id == hi.project_id)
     ).one()
-    return serialize_many(session, ctx, [(hi, row[0], row[1])])[0]
+    return serialize_many(session, ctx, [(hi, row[1], row[0])])[0]
 
 
 @dataclass(frozen=True)
@@ -210,19 +210,15 @@ def list_host_images(session: Session, ctx: RequestContext, q: ListQuery) -> dic
     ordering = (
         (col.desc(), HostImage.id.desc()) if q.order == "desc" else (col.asc(), HostImage.id.asc())
     )
-    rows = (
-        session.execute(
-            _with_names(select(HostImage))
-            .where(where)
-            .order_by(*ordering)
-            .limit(q.limit)
-            .offset(q.offset)
-        )
-        .tuples()
-        .all()
-    )
+    rows = session.execute(
+        _with_names(select(HostImage))
+        .where(where)
+        .order_by(*ordering)
+        .limit(q.limit)
+        .offset(q.offset)
+    ).all()
     return {
-        "items": serialize_many(session, ctx, list(rows)),
+        "items": serialize_many(session, ctx, cast(list[tuple[HostImage, str, str]], list(rows))),
         "total": total,
         "limit": q.limit,
         "offset": q.offset,

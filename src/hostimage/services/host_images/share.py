@@ -39,11 +39,12 @@ def current_share(session: Session, hi: HostImage) -> ShareState:
 
 def _check_targets(session: Session, hi: HostImage, wanted: ShareState) -> None:
     if wanted.project_ids:
-        found = dict(
-            session.execute(
+        found = {
+            pid: did
+            for pid, did in session.execute(
                 select(Project.id, Project.domain_id).where(Project.id.in_(wanted.project_ids))
-            ).tuples()
-        )
+            )
+        }
         unknown = sorted(wanted.project_ids - set(found))
         if unknown:
             raise Invalid(f"Unknown projects: {', '.join(unknown)}.", code="unknown_project")
