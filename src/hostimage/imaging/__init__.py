@@ -1,0 +1,1 @@
+"""Disk image handling: format inspection and conversion helpers."""
