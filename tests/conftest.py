@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from hostimage.db.base import Base
 from hostimage.db.engine import make_engine
 from hostimage.db.migrate import upgrade
+from tests.s3_peer import S3Server, s3_server  # noqa: F401  (fixture)
 
 PG_ADMIN = os.environ.get("HOSTIMAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("HOSTIMAGE_TEST_BACKENDS", "sqlite,postgres").split(",") if b]

@@ -1,5 +1,19 @@
-"""Bytes of images: a Storage protocol with local-filesystem (default) backend."""
+"""Bytes of images: a Storage protocol; local filesystem (default), S3, and in memory."""
 
-from hostimage.storage.base import ObjectInfo, Storage, StorageError, Writer, open_storage
+from hostimage.storage.base import (
+    ObjectInfo,
+    Storage,
+    StorageError,
+    Writer,
+    open_storage,
+    storage_from_settings,
+)
 
-__all__ = ["ObjectInfo", "Storage", "StorageError", "Writer", "open_storage"]
+__all__ = [
+    "ObjectInfo",
+    "Storage",
+    "StorageError",
+    "Writer",
+    "open_storage",
+    "storage_from_settings",
+]

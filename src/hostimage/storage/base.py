@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from hostimage.settings import Settings
 
 
 class StorageError(Exception):
     """A storage backend failed or was asked for something impossible (bad key, no object)."""
+
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+
+
+def check_key(key: str) -> None:
+    """Refuse keys every backend refuses: empty, absolute, ``..``, odd characters."""
+    if not _KEY.match(key) or ".." in key.split("/"):
+        raise StorageError(f"Invalid object key: {key!r}")
 
 
 @dataclass(frozen=True)
@@ -42,11 +55,48 @@ class Storage(Protocol):
     def keys(self, prefix: str = "") -> Iterator[str]: ...
 
 
-def open_storage(url: str) -> Storage:
-    """The backend named by ``url``: ``file:///dir`` (local)."""
+def open_storage(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> Storage:
+    """The backend named by ``url``: ``file:///dir`` (local) or ``s3://bucket/prefix`` (S3).
+
+    The keyword arguments apply to ``s3://`` only (``None``: boto3's defaults, i.e. AWS S3 and
+    credentials from the environment). The S3 bucket must already exist. Raises StorageError
+    for an unknown scheme or a malformed URL.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "file":
         from hostimage.storage.local import LocalStorage
 
         return LocalStorage(parsed.path)
+    if parsed.scheme == "s3":
+        bucket = parsed.netloc
+        if not bucket or "@" in bucket or ":" in bucket or parsed.query or parsed.fragment:
+            raise StorageError(f"Malformed S3 storage URL (want s3://bucket/prefix): {url!r}")
+        from hostimage.storage.s3 import S3Storage
+
+        return S3Storage(
+            bucket,
+            parsed.path.strip("/"),
+            endpoint_url=endpoint_url,
+            region=region,
+            access_key=access_key,
+            secret_key=secret_key,
+        )
     raise StorageError(f"Unsupported storage URL scheme: {parsed.scheme!r}")
+
+
+def storage_from_settings(settings: Settings) -> Storage:
+    """The backend the configuration names (``HOSTIMAGE_STORAGE_URL`` and ``HOSTIMAGE_S3_*``)."""
+    return open_storage(
+        settings.effective_storage_url,
+        endpoint_url=settings.s3_endpoint,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+    )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from hostimage.storage.base import ObjectInfo, StorageError
-
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+from hostimage.storage.base import ObjectInfo, StorageError, check_key
 
 
 class LocalWriter:
@@ -50,8 +47,7 @@ class LocalStorage:
         (self.root / ".tmp").mkdir(exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or ".." in key.split("/"):
-            raise StorageError(f"Invalid object key: {key!r}")
+        check_key(key)
         path = (self.root / key).resolve()
         if self.root not in path.parents:
             raise StorageError(f"Object key escapes the storage root: {key!r}")
