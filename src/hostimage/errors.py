@@ -12,11 +12,19 @@ class HostImageError(Exception):
     code = "internal_error"
     title = "Internal error"
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
+        self.headers = headers or {}
         self.extra = extra
 
 

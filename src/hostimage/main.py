@@ -28,7 +28,7 @@ def prepare(settings: Settings, demo: bool) -> None:
     from hostimage.services.auth import configure_password_hashing
     from hostimage.services.bootstrap import bootstrap
     from hostimage.services.demo import DEMO_PASSWORD, seed_demo
-    from hostimage.storage import open_storage
+    from hostimage.storage import storage_from_settings
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
@@ -40,7 +40,7 @@ def prepare(settings: Settings, demo: bool) -> None:
         if generated:
             typer.echo(f"Created user 'admin' in domain 'Default' with password: {generated}")
             typer.echo("(shown once; set HOSTIMAGE_ADMIN_PASSWORD to choose it yourself)")
-        if demo and seed_demo(session, open_storage(settings.effective_storage_url)):
+        if demo and seed_demo(session, storage_from_settings(settings)):
             typer.echo(
                 "Demo data seeded: users domadmin, alice, victor, olga (domain Default), "
                 f"eastadmin, bob (domain east); password {DEMO_PASSWORD}"
@@ -51,12 +51,15 @@ def prepare(settings: Settings, demo: bool) -> None:
 def _worker_main(settings_json: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from hostimage.db.engine import make_engine, make_session_factory
-    from hostimage.storage import open_storage
+    from hostimage.services.runtime import runtime_from_settings
+    from hostimage.storage import storage_from_settings
     from hostimage.tasks.worker import Worker
 
     settings = Settings.model_validate_json(settings_json)
-    engine = make_engine(settings.effective_database_url, pool_size=2)
-    Worker(make_session_factory(engine), open_storage(settings.effective_storage_url)).run_forever()
+    engine = make_engine(settings.effective_database_url, pool_size=4)
+    factory = make_session_factory(engine)
+    storage = storage_from_settings(settings)
+    Worker(runtime_from_settings(settings, factory, storage)).run_forever()
 
 
 @app.command()
@@ -73,6 +76,7 @@ def serve(
     from hostimage.api.app import create_app
 
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = _settings(data_dir)
     prepare(settings, demo)
     ctx = multiprocessing.get_context("spawn")
@@ -113,4 +117,11 @@ def db_upgrade(
 
 
 def run() -> None:
+    from hostimage.cli import register
+
+    register(app)
     app()
+
+
+if __name__ == "__main__":
+    run()

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = 12 * 3600
     max_upload_bytes: int = 64 * 1024**3
     sql_echo: bool = False
+    disks_dir: Path | None = None
+    work_dir: Path | None = None
+    save_parallelism: int = 3
+    qemu_timeout_seconds: int = 3600
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     s3_endpoint: str | None = None
@@ -46,6 +50,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'hostimage.db').resolve()}"
+
+    @property
+    def effective_disks_dir(self) -> Path:
+        """Where VM disk files live (shared by API and workers in a scale-out setup)."""
+        return (self.disks_dir or self.data_dir / "disks").resolve()
+
+    @property
+    def effective_work_dir(self) -> Path:
+        """Scratch space for conversions; must hold a few disks' worth of data."""
+        return (self.work_dir or self.data_dir / "work").resolve()
 
     @cached_property
     def effective_storage_url(self) -> str:

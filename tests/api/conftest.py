@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,8 @@ from sqlalchemy import Engine
 from hostimage.api.app import create_app
 from hostimage.db.engine import make_session_factory, session_scope
 from hostimage.services.bootstrap import bootstrap
+from hostimage.services.runtime import runtime_from_settings
 from hostimage.settings import load_settings
-from hostimage.storage import open_storage
 from hostimage.tasks.worker import Worker
 from tests.conftest import wipe
 
@@ -151,11 +152,33 @@ def raw_disk(seed: int, size: int = MiB) -> bytes:
     return bytes(data)
 
 
+def make_worker(app: Any, engine: Engine) -> Worker:
+    """A real worker on the app's database and storage, run in-process by the tests."""
+    rt = runtime_from_settings(app.state.settings, make_session_factory(engine), app.state.storage)
+    return Worker(rt)
+
+
 @pytest.fixture()
-def app_env(database: tuple[str, Engine], data_dir: Path) -> Iterator[tuple[Any, Engine]]:
+def app_env(
+    database: tuple[str, Engine], data_dir: Path, backend: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, Engine]]:
+    """The app on a wiped database: SQLite with local files, or PostgreSQL with S3 storage
+    (the two deployments SPEC §7 names)."""
     url, engine = database
     wipe(engine)
-    settings = load_settings(data_dir=data_dir, database_url=url, admin_password=ADMIN_PASSWORD)
+    storage: dict[str, Any] = {}
+    if backend == "postgres":
+        s3 = request.getfixturevalue("s3_server")
+        storage = {
+            "storage_url": f"s3://{s3.bucket}/{s3.run_prefix}/app-{uuid.uuid4().hex[:10]}",
+            "s3_endpoint": s3.endpoint,
+            "s3_region": s3.region,
+            "s3_access_key": s3.access_key,
+            "s3_secret_key": s3.secret_key,
+        }
+    settings = load_settings(
+        data_dir=data_dir, database_url=url, admin_password=ADMIN_PASSWORD, **storage
+    )
     app = create_app(settings, engine=engine)
     with session_scope(app.state.session_factory) as s:
         bootstrap(s, ADMIN_PASSWORD)
@@ -171,9 +194,7 @@ def client(app_env: tuple[Any, Engine]) -> Iterator[TestClient]:
 
 def _base_world(client: TestClient, app_env: tuple[Any, Engine]) -> World:
     app, engine = app_env
-    worker = Worker(
-        make_session_factory(engine), open_storage(app.state.settings.effective_storage_url)
-    )
+    worker = make_worker(app, engine)
     admin = Api(client)
     w = World(client=client, worker=worker, admin=admin)
     admin_api = w.login("admin")

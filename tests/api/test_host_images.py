@@ -345,3 +345,33 @@ def test_sub_images_refuse_edit_and_delete(world: World) -> None:
     r = world.admin.patch(f"/images/{sid}", {"description": "system disk"})
     assert r.status_code == 200 and r.json()["description"] == "system disk"
     assert world.admin.delete(f"/images/{sid}").status_code == 409
+
+
+def test_batch_params_are_validated_like_single_actions(world: World) -> None:
+    hi = world.host_image("p0a", "bv", disks=1)
+    for action, params in (
+        ("update", {"os_type": "Solaris"}),
+        ("update", {"min_ram_mb": -5}),
+        ("update", {"bogus": 1}),
+        ("share", {"scope": "bogus"}),
+        ("set_protection", {"protected": "yes"}),
+    ):
+        r = world.admin.post(
+            "/host-images/batch", {"action": action, "ids": [hi["id"]], "params": params}
+        )
+        assert r.status_code == 422, (action, params, r.text)
+    after = world.admin.get(f"/host-images/{hi['id']}").json()
+    assert after["os_type"] is None and after["min_ram_mb"] == 0
+
+
+def test_booleans_are_not_coerced(world: World) -> None:
+    hi = world.host_image("p0a", "strict", disks=1)
+    r = world.admin.post(f"/host-images/{hi['id']}/protection", {"protected": "yes"})
+    assert r.status_code == 422
+    assert world.admin.patch(f"/host-images/{hi['id']}", {"protected": 1}).status_code == 422
+
+
+def test_compose_log_names_the_new_sub_images(world: World) -> None:
+    hi = world.host_image("p0a", "notes", disks=2)
+    entry = _logs(world, hi["id"], action="create")[0]
+    assert entry["notes"]["sub_images"] == [s["id"] for s in hi["sub_images"]]

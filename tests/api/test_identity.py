@@ -83,3 +83,15 @@ def test_settings(world: World) -> None:
     assert r.status_code == 422
     m = world.add_user("nosettings", "member", "p0a")
     assert m.patch("/settings", {"target_formats": []}).status_code == 403
+
+
+def test_duplicate_role_assignment_is_409(world: World) -> None:
+    world.add_user("twice", "member", "p0a")
+    body = {
+        "user_id": world.users["twice"],
+        "role": "member",
+        "scope": "project",
+        "project_id": world.projects["p0a"],
+    }
+    r = world.admin.post("/role-assignments", body)
+    assert r.status_code == 409 and r.json()["code"] == "duplicate_assignment"

@@ -68,3 +68,26 @@ def test_images_list_standalone_filter(world: World) -> None:
     all_items = world.admin.get("/images", params={"scope": "system"}).json()
     standalone = world.admin.get("/images", params={"scope": "system", "standalone": "true"}).json()
     assert all_items["total"] == 4 and standalone["total"] == 2
+
+
+def test_refusals_on_images_are_logged(world: World) -> None:
+    img = world.upload(world.admin, "guarded", raw_disk(4), project="p0a")
+    viewer = world.add_user("peek", "viewer", "p0a")
+    assert viewer.patch(f"/images/{img['id']}", {"description": "x"}).status_code == 403
+    assert world.admin.put(f"/images/{img['id']}/data", content=raw_disk(4)).status_code == 409
+    entries = world.admin.get("/logs", params={"obj_id": img["id"], "success": "false"})
+    got = [(e["action"], e["notes"]["error"]["code"]) for e in entries.json()["items"]]
+    assert got == [("save", "bad_status"), ("update", "forbidden")]
+
+
+def test_name_filter_takes_wildcards_literally(world: World) -> None:
+    world.upload(world.admin, "plain", raw_disk(5), project="p0a")
+    r = world.admin.get("/images", params={"scope": "system", "name": "%"})
+    assert r.json()["total"] == 0
+
+
+def test_416_names_the_size(world: World) -> None:
+    data = raw_disk(6)
+    img = world.upload(world.admin, "small", data, project="p0a")
+    r = world.admin.get(f"/images/{img['id']}/data", headers={"Range": "bytes=99999999-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"

@@ -11,12 +11,12 @@ from sqlalchemy import Engine, text
 from starlette.staticfiles import StaticFiles
 
 from hostimage.api import errors
-from hostimage.api.routes import auth, host_images, identity, images, logs, tasks
+from hostimage.api.routes import auth, host_images, identity, images, logs, servers, tasks
 from hostimage.api.routes import settings as settings_routes
 from hostimage.db.engine import make_engine, make_session_factory
 from hostimage.services.auth import configure_password_hashing
 from hostimage.settings import Settings
-from hostimage.storage import open_storage
+from hostimage.storage import storage_from_settings
 
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
@@ -37,11 +37,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.storage = open_storage(settings.effective_storage_url)
+    app.state.storage = storage_from_settings(settings)
     errors.install(app)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, identity, settings_routes, host_images, logs, images, tasks):
+    for module in (auth, identity, settings_routes, host_images, logs, images, servers, tasks):
         api.include_router(module.router)
     app.include_router(api)
 

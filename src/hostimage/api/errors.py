@@ -14,7 +14,14 @@ from hostimage.errors import HostImageError
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": f"https://hostimage.dev/problems/{code}",
         "title": title,
@@ -23,14 +30,16 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
         "code": code,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HostImageError)
     async def _service_error(_: Request, exc: HostImageError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return problem(exc.status, exc.code, exc.title, exc.detail, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

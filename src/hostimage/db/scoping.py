@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
-from hostimage.db.models import HostImage, Image, Share
+from hostimage.db.models import HostImage, Image, Server, Share
 from hostimage.domain.tenancy import Principal, View
 
 Owned = type[HostImage] | type[Image]
@@ -61,4 +61,26 @@ def visible(model: Owned, principal: Principal) -> ColumnElement[bool]:
     clauses = [domain_view(model, d) for d in sorted(principal.admin_domain_ids)]
     if principal.works_in_project and principal.project_id and principal.project_domain_id:
         clauses.append(project_view(model, principal.project_id, principal.project_domain_id))
+    return or_(*clauses) if clauses else false()
+
+
+def server_view_filter(principal: Principal, view: View) -> ColumnElement[bool]:
+    """Servers are never shared: a view shows those owned within its reach."""
+    if view is View.SYSTEM:
+        return true()
+    if view is View.DOMAIN:
+        domain_id = principal.view_domain_id()
+        return Server.domain_id == domain_id if domain_id else false()
+    if principal.works_in_project and principal.project_id:
+        return Server.project_id == principal.project_id
+    return false()
+
+
+def server_visible(principal: Principal) -> ColumnElement[bool]:
+    """Every server the caller can see: its project's, and its administered domains'."""
+    if principal.is_sysadmin:
+        return true()
+    clauses = [Server.domain_id == d for d in sorted(principal.admin_domain_ids)]
+    if principal.works_in_project and principal.project_id:
+        clauses.append(Server.project_id == principal.project_id)
     return or_(*clauses) if clauses else false()

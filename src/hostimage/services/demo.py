@@ -146,16 +146,14 @@ def seed_demo(session: Session, storage: Storage) -> bool:
                 "description": f"Demo {dist} {version}",
             },
         )
-        ids = {"project": [projects[t] for t in targets], "domain": [domains[t] for t in targets]}
-        if scope != "none":
+        if scope == "project":
+            share.share_host_image(session, ctx, hi["id"], scope, [projects[t] for t in targets])
+        elif scope == "domain":
             share.share_host_image(
-                session,
-                ctx,
-                hi["id"],
-                scope,
-                ids["project"] if scope == "project" else None,
-                ids["domain"] if scope == "domain" and targets else None,
+                session, ctx, hi["id"], scope, None, [domains[t] for t in targets] or None
             )
+        elif scope != "none":
+            share.share_host_image(session, ctx, hi["id"], scope)
     assert session.scalar(select(HostImage.id).limit(1))
     assert session.scalar(select(RoleAssignment.id).limit(1))
     return True

@@ -220,6 +220,20 @@ def assign_role(
             raise Invalid("A project role needs an existing project_id.", code="unknown_project")
         domain_id = None
         _require_domain_admin(ctx, proj.domain_id)
+    duplicate = session.scalar(
+        select(RoleAssignment.id).where(
+            RoleAssignment.user_id == user_id,
+            RoleAssignment.role == r.value,
+            RoleAssignment.domain_id.is_(None)
+            if domain_id is None
+            else RoleAssignment.domain_id == domain_id,
+            RoleAssignment.project_id.is_(None)
+            if project_id is None
+            else RoleAssignment.project_id == project_id,
+        )
+    )
+    if duplicate:
+        raise Conflict("The user already has that role there.", code="duplicate_assignment")
     ra = RoleAssignment(
         user_id=user_id, role=r.value, scope=s.value, domain_id=domain_id, project_id=project_id
     )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
-from hostimage.db.models import Image
+from hostimage.db.models import FormatCopy, Image
 from hostimage.db.scoping import view_filter, visible
 from hostimage.domain.formats import DiskFormat
 from hostimage.domain.permissions import Action, authorize
@@ -24,6 +24,7 @@ from hostimage.errors import (
     HostImageError,
     NotFound,
     PayloadTooLarge,
+    RangeNotSatisfiable,
     UnsafeImage,
     ValidationFailed,
 )
@@ -31,6 +32,7 @@ from hostimage.imaging.inspector import FormatError, StreamInspector
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.lifecycle import target_project
+from hostimage.services.host_images.read import contains
 from hostimage.storage import Storage
 from hostimage.tasks.queue import enqueue
 
@@ -106,14 +108,15 @@ def _claim_upload(session: Session, ctx: RequestContext, image_id: str) -> Image
     )
     if img is None:
         raise NotFound(f"Image {image_id} not found.")
-    authorize(ctx.principal, Action.UPDATE, Owner(img.domain_id, img.project_id))
-    if img.host_image_id:
-        raise Conflict("Sub-images get their data from their host image.", code="sub_image")
-    if img.status != ImageStatus.QUEUED:
-        raise Conflict(
-            f"Data can be uploaded only to a queued image; this one is {img.status}.",
-            code="bad_status",
-        )
+    with oplog.refusals_logged(session, ctx, oplog.of_image(img), "save"):
+        authorize(ctx.principal, Action.UPDATE, Owner(img.domain_id, img.project_id))
+        if img.host_image_id:
+            raise Conflict("Sub-images get their data from their host image.", code="sub_image")
+        if img.status != ImageStatus.QUEUED:
+            raise Conflict(
+                f"Data can be uploaded only to a queued image; this one is {img.status}.",
+                code="bad_status",
+            )
     img.status, img.status_reason, img.updated_at = ImageStatus.SAVING.value, None, utcnow()
     session.commit()
     return img
@@ -216,7 +219,7 @@ def list_images(session: Session, ctx: RequestContext, q: ImageListQuery) -> dic
         raise ValidationFailed("limit must be 1–1000 and offset ≥ 0.")
     conds = [view_filter(Image, ctx.principal, q.view)]
     if q.name:
-        conds.append(Image.name.ilike(f"%{q.name}%"))
+        conds.append(contains(Image.name, q.name))
     if q.status:
         conds.append(Image.status == q.status)
     if q.disk_format:
@@ -247,14 +250,15 @@ def update_image(
     description (409 otherwise)."""
     begin_write(session)
     img = get_visible_image(session, ctx, image_id)
-    authorize(ctx.principal, Action.UPDATE, Owner(img.domain_id, img.project_id))
-    allowed_keys = {"description"} if img.host_image_id else {"name", "description", "os_type"}
-    refused = sorted(k for k in changes if k not in allowed_keys)
-    if refused:
-        raise Conflict(
-            f"These fields cannot be changed here: {', '.join(refused)}.",
-            code="sub_image" if img.host_image_id else "not_editable",
-        )
+    with oplog.refusals_logged(session, ctx, oplog.of_image(img), "update"):
+        authorize(ctx.principal, Action.UPDATE, Owner(img.domain_id, img.project_id))
+        allowed_keys = {"description"} if img.host_image_id else {"name", "description", "os_type"}
+        refused = sorted(k for k in changes if k not in allowed_keys)
+        if refused:
+            raise Conflict(
+                f"These fields cannot be changed here: {', '.join(refused)}.",
+                code="sub_image" if img.host_image_id else "not_editable",
+            )
     diff = {k: [getattr(img, k), v] for k, v in changes.items() if getattr(img, k) != v}
     if diff:
         for k, (_, v) in diff.items():
@@ -269,11 +273,12 @@ def delete_image(session: Session, ctx: RequestContext, image_id: str) -> dict[s
     """Start deleting a standalone image; its data goes in a task. Sub-images refuse (409)."""
     begin_write(session)
     img = get_visible_image(session, ctx, image_id)
-    authorize(ctx.principal, Action.DELETE, Owner(img.domain_id, img.project_id))
-    if img.host_image_id:
-        raise Conflict("A sub-image is deleted with its host image.", code="sub_image")
-    if img.status in (ImageStatus.DELETING, ImageStatus.SAVING):
-        raise Conflict(f"The image is {img.status}.", code="bad_status")
+    with oplog.refusals_logged(session, ctx, oplog.of_image(img), "delete"):
+        authorize(ctx.principal, Action.DELETE, Owner(img.domain_id, img.project_id))
+        if img.host_image_id:
+            raise Conflict("A sub-image is deleted with its host image.", code="sub_image")
+        if img.status in (ImageStatus.DELETING, ImageStatus.SAVING):
+            raise Conflict(f"The image is {img.status}.", code="bad_status")
     img.status, img.updated_at = ImageStatus.DELETING.value, utcnow()
     oplog.record(session, ctx, oplog.of_image(img), "delete")
     task = enqueue(session, "delete_image", "image", img.id, project_id=img.project_id)
@@ -314,24 +319,37 @@ def open_download(
     ctx: RequestContext,
     image_id: str,
     byte_range: tuple[int, int | None] | None,
+    fmt: str | None = None,
 ) -> Download:
-    """Stream an active image's data, whole or a ``(start, end_inclusive)`` range."""
-    from hostimage.errors import RangeNotSatisfiable
-
+    """Stream an active image's data — native, or its active copy in ``fmt`` — whole or a
+    ``(start, end_inclusive)`` range (416 outside it)."""
     img = get_visible_image(session, ctx, image_id)
     if img.status != ImageStatus.ACTIVE or not img.object_key:
         raise Conflict("Only active images can be downloaded.", code="bad_status")
-    size = img.size
+    key, size, checksum, disk_format = img.object_key, img.size, img.checksum, img.disk_format
+    if fmt and fmt != img.disk_format:
+        copy = session.scalar(
+            select(FormatCopy).where(FormatCopy.image_id == img.id, FormatCopy.format == fmt)
+        )
+        if copy is None or copy.status != "active" or not copy.object_key:
+            raise Conflict(
+                f"No active {fmt} copy of this image; request one with "
+                "POST /host-images/{id}/formats.",
+                code="no_such_format",
+            )
+        key, size, checksum, disk_format = copy.object_key, copy.size or 0, copy.checksum, fmt
     start, end = 0, size - 1
     if byte_range is not None:
         start, last = byte_range
+        if start < 0:  # suffix range: the last -start bytes
+            start, last = max(size + start, 0), None
         end = size - 1 if last is None else min(last, size - 1)
         if start >= size or start > end:
-            raise RangeNotSatisfiable(f"The range is outside the image's {size} bytes.")
+            raise RangeNotSatisfiable(
+                f"The range is outside the image's {size} bytes.",
+                headers={"Content-Range": f"bytes */{size}"},
+            )
+    info = {**image_dict(img), "checksum": checksum, "disk_format": disk_format}
     return Download(
-        image=image_dict(img),
-        size=size,
-        start=start,
-        end=end,
-        chunks=storage.read(img.object_key, start, end + 1),
+        image=info, size=size, start=start, end=end, chunks=storage.read(key, start, end + 1)
     )

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import xlsxwriter
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, false, select
 from sqlalchemy.orm import Session
 
 from hostimage.db.models import HostImage, Image, LogEntry
@@ -61,9 +61,14 @@ def all_logs_filter(
     if q.obj_id:
         if _object_visible(session, ctx, q.obj_id):
             return conds
-        owned = oplog.visible_log_filter(session, ctx, None)
-        return [*conds, owned]
+        if _object_exists(session, q.obj_id):
+            return [false()]
+        # A deleted object's entries stay readable within the reach of its owners.
     return [*conds, oplog.visible_log_filter(session, ctx, None)]
+
+
+def _object_exists(session: Session, obj_id: str) -> bool:
+    return session.get(HostImage, obj_id) is not None or session.get(Image, obj_id) is not None
 
 
 def all_logs(

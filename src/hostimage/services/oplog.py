@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +15,7 @@ from hostimage.db.models import Domain, HostImage, Image, LogEntry, Project
 from hostimage.db.scoping import visible
 from hostimage.domain.oplog import MAX_LOG_LIMIT, decode_marker, encode_marker
 from hostimage.domain.tenancy import View
-from hostimage.errors import ValidationFailed
+from hostimage.errors import Conflict, Forbidden, ValidationFailed
 from hostimage.services.context import RequestContext
 
 
@@ -199,7 +201,7 @@ def visible_log_filter(
     owner: list[ColumnElement[bool]] = []
     if view in (None, View.DOMAIN):
         owner.extend(LogEntry.owner_domain_id == d for d in p.admin_domain_ids)
-    if p.project_id:
+    if p.works_in_project and p.project_id:
         owner.append(LogEntry.owner_project_id == p.project_id)
     visible_roots = or_(
         LogEntry.root_id.in_(select(HostImage.id).where(visible(HostImage, p))),
@@ -208,3 +210,24 @@ def visible_log_filter(
         ),
     )
     return or_(*owner, visible_roots) if owner else visible_roots
+
+
+@contextmanager
+def refusals_logged(
+    session: Session, ctx: RequestContext, obj: LoggedObject, action: str
+) -> Iterator[None]:
+    """Log a 403/409 refusal on a visible object as a failed entry, in its own transaction."""
+    try:
+        yield
+    except (Forbidden, Conflict) as exc:
+        session.rollback()
+        record(
+            session,
+            ctx,
+            obj,
+            action,
+            success=False,
+            notes={"error": {"code": exc.code, "detail": exc.detail}},
+        )
+        session.commit()
+        raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from hostimage.api.deps import CtxDep, SessionDep
 from hostimage.api.schemas.host_images import (
@@ -21,7 +23,9 @@ from hostimage.api.schemas.host_images import (
     ShareBody,
     SubImageList,
 )
+from hostimage.api.schemas.servers import ConvertAccepted, FormatBody
 from hostimage.domain.tenancy import View
+from hostimage.services import conversions
 from hostimage.services.host_images import batch, edit, lifecycle, read, share
 
 router = APIRouter(prefix="/host-images", tags=["host-images"])
@@ -92,7 +96,25 @@ def compose(body: HostImageCreate, session: SessionDep, ctx: CtxDep) -> dict[str
 
 @router.post("/batch", response_model=BatchOut)
 def run_batch(body: BatchBody, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return batch.run_batch(session, ctx, body.action, body.ids, body.params)
+    """Per-item results; ``params`` are validated like the single action's body (422)."""
+    return batch.run_batch(session, ctx, body.action, body.ids, _batch_params(body))
+
+
+def _batch_params(body: BatchBody) -> dict[str, Any]:
+    try:
+        if body.action == "update":
+            return HostImagePatch.model_validate(body.params).changes()
+        if body.action == "share":
+            return ShareBody.model_validate(body.params).model_dump()
+        if body.action == "change_project":
+            return ChangeProjectBody.model_validate(body.params).model_dump()
+        if body.action == "set_protection":
+            return ProtectionBody.model_validate(body.params).model_dump()
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", "params", *e["loc"])} for e in exc.errors()]
+        ) from exc
+    return {}
 
 
 @router.get("/{host_image_id}", response_model=HostImageOut)
@@ -104,7 +126,9 @@ def get_host_image(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict
 def update(
     host_image_id: str, body: HostImagePatch, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return edit.update_host_image(session, ctx, host_image_id, body.changes())
+    return read.detail(
+        session, ctx, edit.update_host_image(session, ctx, host_image_id, body.changes())
+    )
 
 
 @router.delete("/{host_image_id}", response_model=DeleteAccepted, status_code=202)
@@ -116,28 +140,40 @@ def delete(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, An
 def set_share(
     host_image_id: str, body: ShareBody, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return share.share_host_image(
+    hi = share.share_host_image(
         session, ctx, host_image_id, body.scope, body.project_ids, body.domain_ids
     )
+    return read.detail(session, ctx, hi)
 
 
 @router.post("/{host_image_id}/change-project", response_model=HostImageOut)
 def change_project(
     host_image_id: str, body: ChangeProjectBody, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return edit.change_project(session, ctx, host_image_id, body.project_id)
+    return read.detail(
+        session, ctx, edit.change_project(session, ctx, host_image_id, body.project_id)
+    )
 
 
 @router.post("/{host_image_id}/protection", response_model=HostImageOut)
 def protection(
     host_image_id: str, body: ProtectionBody, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return edit.set_protection(session, ctx, host_image_id, body.protected)
+    return read.detail(
+        session, ctx, edit.set_protection(session, ctx, host_image_id, body.protected)
+    )
 
 
 @router.get("/{host_image_id}/sub-images", response_model=SubImageList)
 def sub_images(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
     return read.list_sub_images(session, ctx, host_image_id)
+
+
+@router.post("/{host_image_id}/formats", response_model=ConvertAccepted, status_code=202)
+def request_format(
+    host_image_id: str, body: FormatBody, session: SessionDep, ctx: CtxDep
+) -> dict[str, Any]:
+    return conversions.request_format(session, ctx, host_image_id, body.format)
 
 
 @router.get("/{host_image_id}/formats", response_model=FormatList)

@@ -20,7 +20,7 @@ from hostimage.api.schemas.images import (
     ImagePatch,
 )
 from hostimage.domain.tenancy import View
-from hostimage.errors import Invalid, RangeNotSatisfiable
+from hostimage.errors import RangeNotSatisfiable
 from hostimage.services import images
 
 router = APIRouter(prefix="/images", tags=["images"])
@@ -133,18 +133,15 @@ async def upload(
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def parse_range(header: str | None, size_hint: int | None = None) -> tuple[int, int | None] | None:
-    """``bytes=a-b`` / ``bytes=a-`` → (a, b|None); suffix ranges need the size (done later)."""
+def parse_range(header: str | None) -> tuple[int, int | None] | None:
+    """``bytes=a-b`` → (a, b); ``bytes=a-`` → (a, None); ``bytes=-n`` → (-n, None)."""
     if not header:
         return None
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
         raise RangeNotSatisfiable("Only a single bytes=start-end range is supported.")
     if not m.group(1):
-        if size_hint is None:
-            raise Invalid("A suffix range needs the image size.")
-        n = int(m.group(2))
-        return (max(size_hint - n, 0), None)
+        return (-int(m.group(2)), None)
     return (int(m.group(1)), int(m.group(2)) if m.group(2) else None)
 
 
@@ -160,23 +157,16 @@ def download(
     range_header: Annotated[str | None, Header(alias="Range")] = None,
     format: str | None = None,
 ) -> StreamingResponse:
-    """The image's bytes, whole or one range (206), with its checksum as ETag."""
-    img = images.get_visible_image(session, ctx, image_id)
-    if format and format != img.disk_format:
-        raise Invalid(
-            f"No {format} copy of this image; request one with POST "
-            "/host-images/{id}/formats first.",
-            code="no_such_format",
-        )
-    byte_range = parse_range(range_header, img.size)
-    dl = images.open_download(session, storage, ctx, image_id, byte_range)
+    """The image's bytes (or its copy in ``format``), whole or one range (206), with its
+    checksum as ETag."""
+    byte_range = parse_range(range_header)
+    dl = images.open_download(session, storage, ctx, image_id, byte_range, format)
+    name = f"{dl.image['name']}.{dl.image['disk_format']}"
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(dl.end - dl.start + 1),
         "ETag": f'"{dl.image["checksum"]}"',
-        "Content-Disposition": (
-            f'attachment; filename="{dl.image["name"]}.{dl.image["disk_format"]}"'
-        ),
+        "Content-Disposition": f'attachment; filename="{name}"',
     }
     status = 200
     if byte_range is not None:

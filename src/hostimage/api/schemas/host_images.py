@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from hostimage.api.schemas.common import Ref, Strict
 from hostimage.domain.formats import BootMode, DiskDriver, NetDriver, OsType
@@ -42,7 +42,7 @@ class HostImageOut(BaseModel):
     shared_domain_ids: list[str]
     shared_projects: list[Ref]
     shared_domains: list[Ref]
-    protected: bool
+    protected: StrictBool
     is_standard: bool
     external_id: str | None
     os_type: str | None
@@ -96,7 +96,7 @@ class Attributes(Strict):
 
 class HostImagePatch(Attributes):
     name: str | None = Field(default=None, **NAME_RULES)
-    protected: bool | None = None
+    protected: StrictBool | None = None
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, mode="json")
@@ -106,8 +106,8 @@ class HostImageCreate(Attributes):
     name: str = Field(**NAME_RULES)
     image_ids: list[str] = Field(min_length=1, max_length=64)
     project_id: str | None = None
-    protected: bool = True
-    generate_name: bool = False
+    protected: StrictBool = True
+    generate_name: StrictBool = False
 
 
 class ShareBody(Strict):
@@ -121,7 +121,7 @@ class ChangeProjectBody(Strict):
 
 
 class ProtectionBody(Strict):
-    protected: bool
+    protected: StrictBool
 
 
 class BatchBody(Strict):
@@ -161,7 +161,7 @@ class FormatCopyOut(BaseModel):
     sub_image_name: str | None = None
     index: int | None = None
     format: str
-    native: bool = False
+    native: StrictBool = False
     size: int | None
     checksum: str | None
     status: str

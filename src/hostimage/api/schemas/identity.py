@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from hostimage.api.schemas.common import Strict
 
@@ -129,5 +129,5 @@ class SettingsOut(BaseModel):
 
 
 class SettingsPatch(Strict):
-    three_level_permissions: bool | None = None
+    three_level_permissions: StrictBool | None = None
     target_formats: list[str] | None = None

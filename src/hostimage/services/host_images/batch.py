@@ -15,7 +15,7 @@ from hostimage.services.host_images.share import share_host_image
 
 MAX_BATCH = 1000
 
-Runner = Callable[[Session, RequestContext, str], dict[str, Any]]
+Runner = Callable[[Session, RequestContext, str], object]
 
 
 def _runner(action: str, params: dict[str, Any]) -> tuple[Runner, int]:
@@ -73,7 +73,7 @@ def run_batch(
             )
             continue
         result: dict[str, Any] = {"id": item_id, "ok": True, "status": ok_status, "error": None}
-        if "task_id" in out:
+        if isinstance(out, dict) and "task_id" in out:
             result["task_id"] = out["task_id"]
         results.append(result)
     return {"results": results}

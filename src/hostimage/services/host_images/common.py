@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -16,8 +13,7 @@ from hostimage.domain.formats import mib_ceil
 from hostimage.domain.naming import suffixed
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
-from hostimage.errors import Conflict, Forbidden, NotFound
-from hostimage.services import oplog
+from hostimage.errors import NotFound
 from hostimage.services.context import RequestContext
 
 
@@ -85,27 +81,6 @@ def unique_name(
     while name_taken(session, candidate, domain_id, three_level, exclude_id):
         candidate = suffixed(name)
     return candidate
-
-
-@contextmanager
-def refusals_logged(
-    session: Session, ctx: RequestContext, obj: oplog.LoggedObject, action: str
-) -> Iterator[None]:
-    """Log a 403/409 refusal on a visible object as a failed entry, in its own transaction."""
-    try:
-        yield
-    except (Forbidden, Conflict) as exc:
-        session.rollback()
-        oplog.record(
-            session,
-            ctx,
-            obj,
-            action,
-            success=False,
-            notes={"error": {"code": exc.code, "detail": exc.detail}},
-        )
-        session.commit()
-        raise
 
 
 def refresh_derived(hi: HostImage, subs: list[Image]) -> None:

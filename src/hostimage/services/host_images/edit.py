@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
-from hostimage.db.models import Project
+from hostimage.db.models import HostImage, Project
 from hostimage.domain.naming import sub_image_name
 from hostimage.domain.permissions import Action, authorize, authorize_change_project
 from hostimage.domain.sharing import Owner
@@ -18,12 +18,10 @@ from hostimage.services.host_images.common import (
     lock_visible,
     name_taken,
     owner_of,
-    refusals_logged,
     sub_images,
     touch_subs,
     unique_name,
 )
-from hostimage.services.host_images.read import detail
 from hostimage.services.settings import three_level
 
 EDITABLE = (
@@ -50,11 +48,11 @@ def _check_mutable(status: str) -> None:
 
 def update_host_image(
     session: Session, ctx: RequestContext, host_image_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> HostImage:
     """Edit attributes (F3). Renaming renames the sub-images ``<name>-root``/``-data-<n>``;
     one ``update`` entry carries the field diff, none when nothing changed; a taken name → 409."""
     hi = lock_visible(session, ctx, host_image_id)
-    with refusals_logged(session, ctx, oplog.of_host_image(hi), "update"):
+    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "update"):
         authorize(ctx.principal, Action.UPDATE, owner_of(hi))
         _check_mutable(hi.status)
         diff = {
@@ -68,7 +66,7 @@ def update_host_image(
             raise Conflict(f"A host image named {changes['name']!r} exists.", code="name_taken")
     if not diff:
         session.rollback()
-        return detail(session, ctx, hi)
+        return hi
     for key, (_, new) in diff.items():
         setattr(hi, key, new)
     hi.updated_at = utcnow()
@@ -81,20 +79,20 @@ def update_host_image(
         notes["renamed_sub_images"] = [s.id for s in subs]
     oplog.record(session, ctx, oplog.of_host_image(hi), "update", notes=notes)
     session.commit()
-    return detail(session, ctx, hi)
+    return hi
 
 
 def set_protection(
     session: Session, ctx: RequestContext, host_image_id: str, protected: bool
-) -> dict[str, Any]:
+) -> HostImage:
     """Enable or disable deletion protection (F6); logged when it changes."""
     hi = lock_visible(session, ctx, host_image_id)
-    with refusals_logged(session, ctx, oplog.of_host_image(hi), "set_protection"):
+    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "set_protection"):
         authorize(ctx.principal, Action.SET_PROTECTION, owner_of(hi))
         _check_mutable(hi.status)
     if hi.protected == protected:
         session.rollback()
-        return detail(session, ctx, hi)
+        return hi
     old, hi.protected, hi.updated_at = hi.protected, protected, utcnow()
     oplog.record(
         session,
@@ -104,12 +102,12 @@ def set_protection(
         notes={"changes": {"protected": [old, protected]}},
     )
     session.commit()
-    return detail(session, ctx, hi)
+    return hi
 
 
 def change_project(
     session: Session, ctx: RequestContext, host_image_id: str, project_id: str
-) -> dict[str, Any]:
+) -> HostImage:
     """Move a host image, its sub-images and their data to another project (F5).
 
     Sysadmin anywhere; domain admin within its domain; refused (409) while shared. The name
@@ -117,7 +115,7 @@ def change_project(
     """
     hi = lock_visible(session, ctx, host_image_id)
     target = session.get(Project, project_id)
-    with refusals_logged(session, ctx, oplog.of_host_image(hi), "change_project"):
+    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "change_project"):
         if target is None:
             authorize(ctx.principal, Action.CHANGE_PROJECT, owner_of(hi))
             raise Invalid(f"Unknown project {project_id}.", code="unknown_project")
@@ -134,7 +132,7 @@ def change_project(
             raise Conflict("The host image is being saved.", code="saving")
     if target.id == hi.project_id:
         session.rollback()
-        return detail(session, ctx, hi)
+        return hi
     old = {"project_id": hi.project_id, "domain_id": hi.domain_id, "name": hi.name}
     if target.domain_id != hi.domain_id and three_level(session):
         # Names are unique per domain only with three-level on; elsewhere they stay unique.
@@ -156,4 +154,4 @@ def change_project(
         },
     )
     session.commit()
-    return detail(session, ctx, hi)
+    return hi

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
-from hostimage.db.models import HostImage, Image, Project, Share
+from hostimage.db.models import FormatCopy, HostImage, Image, Project, Share
 from hostimage.db.scoping import visible
 from hostimage.domain.naming import sub_image_name
 from hostimage.domain.permissions import Action, authorize
@@ -23,7 +23,6 @@ from hostimage.services.host_images.common import (
     name_taken,
     owner_of,
     refresh_derived,
-    refusals_logged,
     sub_images,
     touch_subs,
     unique_name,
@@ -117,6 +116,7 @@ def compose_host_image(
         for idx, src in enumerate(found[i] for i in image_ids)
     ]
     session.add_all(subs)
+    session.flush()  # assigns the sub-images' ids for the log entry
     refresh_derived(hi, subs)
     oplog.record(
         session,
@@ -135,7 +135,7 @@ def delete_host_image(session: Session, ctx: RequestContext, host_image_id: str)
     Protected → 409 ``protected``. Returns ``{task_id, host_image_id}``.
     """
     hi = lock_visible(session, ctx, host_image_id)
-    with refusals_logged(session, ctx, oplog.of_host_image(hi), "delete"):
+    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "delete"):
         authorize(ctx.principal, Action.DELETE, owner_of(hi))
         refusal = delete_refusal(hi.protected, ImageStatus(hi.status))
         if refusal:
@@ -162,6 +162,13 @@ def purge_host_image(session: Session, storage: Storage, host_image_id: str) -> 
     subs = sub_images(session, hi.id)
     keys = {s.object_key for s in subs if s.object_key}
     sub_ids = [s.id for s in subs]
+    copy_keys = set(
+        session.scalars(
+            select(FormatCopy.object_key).where(
+                FormatCopy.image_id.in_(sub_ids), FormatCopy.object_key.is_not(None)
+            )
+        )
+    )
     still_used = set(
         session.scalars(
             select(Image.object_key).where(Image.object_key.in_(keys), Image.id.not_in(sub_ids))
@@ -169,8 +176,9 @@ def purge_host_image(session: Session, storage: Storage, host_image_id: str) -> 
     )
     # Objects go first: the rows still say "deleting", so a crash part-way leaves rows to
     # retry from, never an object no row points at.
-    for key in sorted(keys - still_used):
+    for key in sorted((keys - still_used) | {k for k in copy_keys if k}):
         storage.delete(key)
+    session.execute(delete(FormatCopy).where(FormatCopy.image_id.in_(sub_ids)))
     session.execute(delete(Share).where(Share.resource_id.in_([hi.id, *sub_ids])))
     session.execute(delete(Image).where(Image.id.in_(sub_ids)))
     session.execute(delete(HostImage).where(HostImage.id == hi.id))

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from hostimage.db.models import Domain, HostImage, Image, Project, Share
+from hostimage.db.models import Domain, FormatCopy, HostImage, Image, Project, Share
 from hostimage.db.scoping import view_filter
 from hostimage.domain.permissions import Action, allowed
 from hostimage.domain.status import ImageStatus, delete_refusal
@@ -177,6 +177,11 @@ class ListQuery:
     order: str = "desc"
 
 
+def contains(column: Any, text: str) -> Any:
+    """A case-insensitive substring match with SQL wildcards in ``text`` taken literally."""
+    return column.ilike(f"%{_escape_like(text)}%", escape="\\")
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -192,7 +197,7 @@ def list_host_images(session: Session, ctx: RequestContext, q: ListQuery) -> dic
         )
     conds = [view_filter(HostImage, ctx.principal, q.view)]
     if q.name:
-        conds.append(HostImage.name.ilike(f"%{_escape_like(q.name)}%", escape="\\"))
+        conds.append(contains(HostImage.name, q.name))
     for column, value in (
         (HostImage.status, q.status),
         (HostImage.project_id, q.project_id),
@@ -234,25 +239,58 @@ def list_sub_images(session: Session, ctx: RequestContext, host_image_id: str) -
     return {"items": [sub_image_dict(s) for s in subs]}
 
 
+NATIVE_STATUS = {
+    "queued": "queued",
+    "saving": "converting",
+    "active": "active",
+    "killed": "failed",
+    "deleting": "deleting",
+}
+
+
 def list_formats(session: Session, ctx: RequestContext, host_image_id: str) -> dict[str, Any]:
-    """Copies per sub-image per format (多云镜像); the native format is listed too."""
+    """Copies per sub-image per format (多云镜像), the native format first for each disk."""
     get_visible(session, ctx, host_image_id)
-    subs = session.scalars(
-        select(Image).where(Image.host_image_id == host_image_id).order_by(Image.idx)
+    subs = list(
+        session.scalars(
+            select(Image).where(Image.host_image_id == host_image_id).order_by(Image.idx)
+        )
     )
-    return {
-        "items": [
+    copies: dict[str, list[FormatCopy]] = defaultdict(list)
+    if subs:
+        for c in session.scalars(
+            select(FormatCopy)
+            .where(FormatCopy.image_id.in_([s.id for s in subs]))
+            .order_by(FormatCopy.format)
+        ):
+            copies[c.image_id].append(c)
+    items: list[dict[str, Any]] = []
+    for s in subs:
+        items.append(
             {
                 "sub_image_id": s.id,
                 "sub_image_name": s.name,
                 "index": s.idx,
                 "format": s.disk_format,
                 "native": True,
-                "size": s.size,
+                "size": s.size if s.checksum else None,
                 "checksum": s.checksum,
-                "status": "active" if s.status == "active" else s.status,
+                "status": NATIVE_STATUS[s.status],
                 "error": s.status_reason,
             }
-            for s in subs
-        ]
-    }
+        )
+        items.extend(
+            {
+                "sub_image_id": s.id,
+                "sub_image_name": s.name,
+                "index": s.idx,
+                "format": c.format,
+                "native": False,
+                "size": c.size,
+                "checksum": c.checksum,
+                "status": c.status,
+                "error": c.error,
+            }
+            for c in copies[s.id]
+        )
+    return {"items": items}

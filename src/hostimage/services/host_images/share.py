@@ -20,8 +20,7 @@ from hostimage.domain.sharing import (
 from hostimage.errors import Conflict, Invalid
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
-from hostimage.services.host_images.common import lock_visible, owner_of, refusals_logged
-from hostimage.services.host_images.read import detail
+from hostimage.services.host_images.common import lock_visible, owner_of
 from hostimage.services.settings import three_level
 
 
@@ -70,7 +69,7 @@ def share_host_image(
     scope: str,
     project_ids: list[str] | None = None,
     domain_ids: list[str] | None = None,
-) -> dict[str, Any]:
+) -> HostImage:
     """Set the share scope (five console choices); the sub-images follow in the same
     transaction. The caller must reach both the new scope and the current one."""
     hi = lock_visible(session, ctx, host_image_id)
@@ -82,7 +81,7 @@ def share_host_image(
     wanted = normalize_request(owner, scope_enum, project_ids, domain_ids)
     current = current_share(session, hi)
     action = share_action(wanted)
-    with refusals_logged(session, ctx, oplog.of_host_image(hi), action):
+    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), action):
         authorize_share(ctx.principal, owner, current, wanted)
         if hi.status == "deleting":
             raise Conflict("The host image is being deleted.", code="deleting")
@@ -90,7 +89,7 @@ def share_host_image(
     _check_targets(session, hi, wanted)
     if wanted == current:
         session.rollback()
-        return detail(session, ctx, hi)
+        return hi
     _apply(session, hi, wanted)
     oplog.record(
         session,
@@ -103,7 +102,7 @@ def share_host_image(
         },
     )
     session.commit()
-    return detail(session, ctx, hi)
+    return hi
 
 
 def _apply(session: Session, hi: HostImage, state: ShareState) -> None:

@@ -1,0 +1,355 @@
+"""Servers (VMs): list, create (blank, from images, from a host image), start/stop, delete,
+and the request to save a host image from a stopped server (F1, F11)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.orm import Session
+
+from hostimage.db.base import new_id, utcnow
+from hostimage.db.engine import begin_write
+from hostimage.db.models import HostImage, Image, Server, ServerDisk
+from hostimage.db.scoping import server_view_filter, server_visible, visible
+from hostimage.domain.naming import sub_image_name
+from hostimage.domain.permissions import Action, authorize
+from hostimage.domain.sharing import Owner
+from hostimage.domain.status import ImageStatus
+from hostimage.domain.tenancy import View
+from hostimage.errors import Conflict, Invalid, NotFound, ValidationFailed
+from hostimage.services import oplog
+from hostimage.services.context import RequestContext
+from hostimage.services.host_images.common import name_taken, refresh_derived
+from hostimage.services.host_images.lifecycle import target_project
+from hostimage.services.host_images.read import contains
+from hostimage.services.settings import three_level
+from hostimage.tasks.queue import enqueue
+
+MiB = 1024 * 1024
+
+
+def server_dict(server: Server, disks: list[ServerDisk]) -> dict[str, Any]:
+    """A server as the API answers it."""
+    return {
+        "id": server.id,
+        "name": server.name,
+        "status": server.status,
+        "status_reason": server.status_reason,
+        "domain_id": server.domain_id,
+        "project_id": server.project_id,
+        "os_type": server.os_type,
+        "hostname": server.hostname,
+        "login_user": server.login_user,
+        "host_image_id": server.host_image_id,
+        "disks": [
+            {
+                "index": d.idx,
+                "size": d.size,
+                "format": d.format,
+                "source_image_id": d.source_image_id,
+            }
+            for d in sorted(disks, key=lambda d: d.idx)
+        ],
+        "created_at": server.created_at,
+        "updated_at": server.updated_at,
+    }
+
+
+def of_server(server: Server) -> oplog.LoggedObject:
+    return oplog.LoggedObject(
+        "server", server.id, server.name, server.id, server.domain_id, server.project_id
+    )
+
+
+def _disks(session: Session, server_ids: list[str]) -> dict[str, list[ServerDisk]]:
+    out: dict[str, list[ServerDisk]] = {sid: [] for sid in server_ids}
+    if server_ids:
+        for d in session.scalars(select(ServerDisk).where(ServerDisk.server_id.in_(server_ids))):
+            out[d.server_id].append(d)
+    return out
+
+
+def _visible_server(
+    session: Session, ctx: RequestContext, server_id: str, lock: bool = False
+) -> Server:
+    if lock:
+        begin_write(session)
+    q = select(Server).where(Server.id == server_id, server_visible(ctx.principal))
+    server = session.scalar(q.with_for_update() if lock else q)
+    if server is None:
+        raise NotFound(f"Server {server_id} not found.")
+    return server
+
+
+def get_server(session: Session, ctx: RequestContext, server_id: str) -> dict[str, Any]:
+    """A visible server with its disks (404 otherwise)."""
+    server = _visible_server(session, ctx, server_id)
+    return server_dict(server, _disks(session, [server.id])[server.id])
+
+
+def list_servers(
+    session: Session,
+    ctx: RequestContext,
+    view: View,
+    limit: int,
+    offset: int,
+    name: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Servers of a view, newest first, with the total."""
+    ctx.principal.check_view(view)
+    conds = [server_view_filter(ctx.principal, view)]
+    if name:
+        conds.append(contains(Server.name, name))
+    if status:
+        conds.append(Server.status == status)
+    where = and_(*conds)
+    total = session.scalar(select(func.count()).select_from(Server).where(where)) or 0
+    rows = list(
+        session.scalars(
+            select(Server)
+            .where(where)
+            .order_by(Server.created_at.desc(), Server.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    disks = _disks(session, [s.id for s in rows])
+    return {
+        "items": [server_dict(s, disks[s.id]) for s in rows],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    size_mb: int | None = None
+    image_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    project_id: str | None = None
+    disks: tuple[DiskSpec, ...] = ()
+    host_image_id: str | None = None
+    hostname: str | None = None
+    login_user: str | None = None
+    password_hash: str | None = None
+    ssh_public_key: str | None = None
+    os_type: str | None = None
+
+
+def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> dict[str, Any]:
+    """Register a server (``creating``) and enqueue the task that builds its disk files.
+
+    With ``host_image_id`` the disks come from its sub-images in order and ``disks`` adds
+    extra blank ones; the template's identity is replaced (hostname, machine-id, login).
+    """
+    begin_write(session)
+    project = target_project(session, ctx, spec.project_id)
+    authorize(ctx.principal, Action.CREATE, Owner(project.domain_id, project.id))
+    sources: list[tuple[int, str | None]] = []  # (virtual size, image id)
+    os_type = spec.os_type
+    if spec.host_image_id:
+        hi = session.scalar(
+            select(HostImage).where(
+                HostImage.id == spec.host_image_id, visible(HostImage, ctx.principal)
+            )
+        )
+        if hi is None:
+            raise Invalid(f"Unknown host image {spec.host_image_id}.", code="unknown_host_image")
+        if hi.status != ImageStatus.ACTIVE:
+            raise Conflict("The host image is not active.", code="image_not_active")
+        subs = session.scalars(
+            select(Image).where(Image.host_image_id == hi.id).order_by(Image.idx)
+        )
+        sources.extend((s.virtual_size, s.id) for s in subs)
+        os_type = os_type or hi.os_type
+    for d in spec.disks:
+        if d.image_id:
+            img = session.scalar(
+                select(Image).where(Image.id == d.image_id, visible(Image, ctx.principal))
+            )
+            if img is None:
+                raise Invalid(f"Unknown image {d.image_id}.", code="unknown_image")
+            if img.status != ImageStatus.ACTIVE:
+                raise Conflict(f"Image {img.id} is not active.", code="image_not_active")
+            sources.append((img.virtual_size, img.id))
+        elif d.size_mb:
+            sources.append((d.size_mb * MiB, None))
+        else:
+            raise ValidationFailed("Each disk needs size_mb or image_id.")
+    if not sources:
+        raise ValidationFailed("A server needs at least one disk (or a host image).")
+    if (
+        (spec.password_hash or spec.ssh_public_key)
+        and not spec.host_image_id
+        and not any(iid for _, iid in sources[:1])
+    ):
+        raise Invalid("A password or key needs a system disk from an image.", code="no_os")
+    server = Server(
+        name=spec.name,
+        status="creating",
+        domain_id=project.domain_id,
+        project_id=project.id,
+        os_type=os_type,
+        hostname=spec.hostname or spec.name,
+        login_user=spec.login_user,
+        host_image_id=spec.host_image_id,
+    )
+    session.add(server)
+    session.flush()
+    for idx, (size, image_id) in enumerate(sources):
+        session.add(
+            ServerDisk(
+                server_id=server.id,
+                idx=idx,
+                size=size,
+                format="qcow2",
+                path=f"{server.id}/disk{idx}.qcow2",
+                source_image_id=image_id,
+            )
+        )
+    oplog.record(
+        session,
+        ctx,
+        of_server(server),
+        "create",
+        notes={"host_image_id": spec.host_image_id, "disks": len(sources)},
+    )
+    task = enqueue(
+        session,
+        "create_server",
+        "server",
+        server.id,
+        project_id=project.id,
+        payload={
+            "password_hash": spec.password_hash,
+            "ssh_public_key": spec.ssh_public_key,
+            "deploy_identity": bool(
+                spec.host_image_id or spec.password_hash or spec.ssh_public_key
+            ),
+        },
+    )
+    session.commit()
+    return {"task_id": task.id, **get_server(session, ctx, server.id)}
+
+
+def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool) -> dict[str, Any]:
+    """Start (ready → running) or stop (running → ready) a server; 409 from other states."""
+    server = _visible_server(session, ctx, server_id, lock=True)
+    authorize(ctx.principal, Action.UPDATE, Owner(server.domain_id, server.project_id))
+    want_from, to = ("ready", "running") if start else ("running", "ready")
+    if server.status == to:
+        session.rollback()
+        return get_server(session, ctx, server_id)
+    if server.status != want_from:
+        raise Conflict(f"The server is {server.status}.", code="bad_status")
+    server.status, server.updated_at = to, utcnow()
+    session.commit()
+    return get_server(session, ctx, server_id)
+
+
+def delete_server(session: Session, ctx: RequestContext, server_id: str) -> dict[str, Any]:
+    """Delete a stopped server: rows now, disk files in a task. Host images made from it
+    keep working."""
+    server = _visible_server(session, ctx, server_id, lock=True)
+    authorize(ctx.principal, Action.DELETE, Owner(server.domain_id, server.project_id))
+    if server.status in ("creating", "saving", "running"):
+        raise Conflict(f"The server is {server.status}; stop it or wait.", code="bad_status")
+    paths = [d.path for d in _disks(session, [server.id])[server.id]]
+    oplog.record(session, ctx, of_server(server), "delete")
+    task = enqueue(
+        session,
+        "delete_server_disks",
+        "server",
+        server.id,
+        project_id=server.project_id,
+        payload={"paths": paths},
+    )
+    session.execute(delete(ServerDisk).where(ServerDisk.server_id == server.id))
+    session.delete(server)
+    session.commit()
+    return {"task_id": task.id}
+
+
+def save_host_image(
+    session: Session,
+    ctx: RequestContext,
+    server_id: str,
+    name: str,
+    *,
+    description: str = "",
+    protected: bool = True,
+    auto_start: bool = False,
+) -> dict[str, Any]:
+    """F1: the server must be stopped (409 otherwise); a host image with one queued sub-image
+    per disk is created in the server's project and a save task is enqueued."""
+    server = _visible_server(session, ctx, server_id, lock=True)
+    owner = Owner(server.domain_id, server.project_id)
+    authorize(ctx.principal, Action.SAVE, owner)
+    if server.status != "ready":
+        raise Conflict(f"Stop the server first; it is {server.status}.", code="server_not_stopped")
+    if name_taken(session, name, server.domain_id, three_level(session)):
+        raise Conflict(f"A host image named {name!r} exists.", code="name_taken")
+    disks = sorted(_disks(session, [server.id])[server.id], key=lambda d: d.idx)
+    now = utcnow()
+    hi = HostImage(
+        id=new_id(),
+        name=name,
+        description=description,
+        protected=protected,
+        domain_id=server.domain_id,
+        project_id=server.project_id,
+        is_standard=True,
+        os_type=server.os_type,
+        source_server_id=server.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(hi)
+    session.flush()
+    subs = [
+        Image(
+            name=sub_image_name(name, d.idx),
+            domain_id=server.domain_id,
+            project_id=server.project_id,
+            disk_format="qcow2",
+            virtual_size=d.size,
+            size=0,
+            status=ImageStatus.QUEUED.value,
+            share_scope="none",
+            host_image_id=hi.id,
+            idx=d.idx,
+            role="root" if d.idx == 0 else "data",
+            os_type=server.os_type,
+            created_at=now,
+            updated_at=now,
+        )
+        for d in disks
+    ]
+    session.add_all(subs)
+    refresh_derived(hi, subs)
+    server.status, server.updated_at = "saving", now
+    oplog.record(
+        session,
+        ctx,
+        oplog.of_host_image(hi),
+        "save",
+        notes={"server_id": server.id, "disks": len(disks), "stage": "queued"},
+    )
+    task = enqueue(
+        session,
+        "save_host_image",
+        "host_image",
+        hi.id,
+        project_id=hi.project_id,
+        payload={"server_id": server.id, "auto_start": auto_start},
+    )
+    session.commit()
+    return {"task_id": task.id, "host_image_id": hi.id}
