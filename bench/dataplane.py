@@ -32,7 +32,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.imaging.diskfactory import make_ext4, make_partitioned_disk, write_template_tree  # noqa: E402
+from tests.imaging.diskfactory import (  # noqa: E402
+    TEMPLATE_FILES,
+    make_ext4,
+    make_partitioned_disk,
+    write_template_tree,
+)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -173,6 +178,9 @@ def download(server: Server, image_id: str, dest: Path) -> float:
 def build_vm_disks(work: Path) -> list[Path]:
     """A partitioned Linux system disk with ~300 MiB of data and two ~350 MiB data disks."""
     tree = write_template_tree(work / "root-tree")
+    for name in TEMPLATE_FILES:
+        if "\n" in name:  # the test template's deliberately hostile name; no real VM has it
+            (tree / name.lstrip("/")).unlink()
     make_file(tree / "srv" / "data" / "bulk.bin", 300 * MiB)
     root = make_ext4(work / "root.ext4", 420 * MiB, tree)
     boot = make_ext4(work / "boot.ext4", 8 * MiB)

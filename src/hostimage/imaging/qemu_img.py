@@ -146,6 +146,9 @@ def create(
     _run([*argv, _abs(path), str(size_bytes)], limits, timeout)
 
 
+PARALLEL_WRITE_FORMATS = frozenset({"qcow2", "raw"})
+
+
 def convert(
     src: Path | str,
     src_fmt: str,
@@ -182,6 +185,10 @@ def convert(
     argv = ["convert", "-p", "-f", qemu_format(src_fmt), "-O", out_fmt]
     if compress:
         argv.append("-c")
+    if dst_fmt in PARALLEL_WRITE_FORMATS:
+        # Several coroutines with out-of-order writes: about twice as fast for compressed
+        # qcow2 here. Stream-optimized VMDK and fixed VHD must be written in order.
+        argv += ["-m", "8", "-W"]
     argv += _option_args(opts)
     argv += [_abs(src), _abs(dst)]
     # qemu-img would silently read a backing file of the source: refuse such sources first.

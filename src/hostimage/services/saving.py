@@ -20,7 +20,7 @@ from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import HostImage, Image, Server, ServerDisk
 from hostimage.domain.status import ImageStatus
-from hostimage.imaging import guestfs, qemu_img
+from hostimage.imaging import ext4fast, guestfs, qemu_img
 from hostimage.imaging.inspector import inspect
 from hostimage.services import oplog
 from hostimage.services.blobs import store_file
@@ -93,17 +93,19 @@ def _save_disk(
     inspect(job.source, "qcow2")
     work.mkdir(parents=True, exist_ok=True)
     source, notes = job.source, {}
+    source_fmt = "qcow2"
     if job.index == 0:
-        # Identity is cleaned on a private copy: the server's own disk is never written.
-        copy = work / "system-copy.qcow2"
-        qemu_img.convert(job.source, "qcow2", copy, "qcow2", limits=rt.qemu_limits)
-        report = guestfs.clean_identity(copy, "qcow2")
+        # Identity is cleaned on a private raw copy: the server's own disk is never written.
+        # ext file systems are edited directly; anything else goes through libguestfs.
+        copy = work / "system-copy.raw"
+        qemu_img.convert(job.source, "qcow2", copy, "raw", limits=rt.qemu_limits)
+        report = ext4fast.clean_identity(copy) or guestfs.clean_identity(copy, "raw")
         notes["cleaned"] = asdict(report)
-        source = copy
+        source, source_fmt = copy, "raw"
     out = work / "out.qcow2"
     qemu_img.convert(
         source,
-        "qcow2",
+        source_fmt,
         out,
         "qcow2",
         compress=True,
