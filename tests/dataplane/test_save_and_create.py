@@ -256,3 +256,28 @@ def test_save_is_refused_for_other_projects_and_viewers(world: World) -> None:
 )
 def test_server_validation(world: World, body: dict[str, Any]) -> None:
     assert world.admin.post("/servers", body).status_code in (400, 422)
+
+
+def test_server_refusals_are_logged_and_pending_save_cannot_be_deleted(world: World) -> None:
+    r = world.admin.post(
+        "/servers",
+        {
+            "name": "s1",
+            "project_id": world.projects["p0a"],
+            "disks": [{"size_mb": 1}],
+            "os_type": "Windows",
+        },
+    )
+    sid = r.json()["id"]
+    assert r.json()["disk_driver"] == "ide" and r.json()["net_driver"] == "e1000"
+    _drain(world)
+    world.admin.post(f"/servers/{sid}/start")
+    assert world.admin.post(f"/servers/{sid}/save-host-image", {"name": "x"}).status_code == 409
+    assert world.admin.delete(f"/servers/{sid}").status_code == 409
+    entries = world.admin.get("/logs", params={"obj_id": sid, "success": "false"}).json()
+    assert [e["action"] for e in entries["items"]] == ["delete", "save"]
+    world.admin.post(f"/servers/{sid}/stop")
+    r = world.admin.post(f"/servers/{sid}/save-host-image", {"name": "pending", "protected": False})
+    hid = r.json()["host_image_id"]
+    r = world.admin.delete(f"/host-images/{hid}")
+    assert r.status_code == 409 and r.json()["code"] == "saving"

@@ -65,6 +65,6 @@ def delete_refusal(protected: bool, status: ImageStatus) -> tuple[str, str] | No
         return ("protected", "Deletion protection is enabled; disable it before deleting.")
     if status is ImageStatus.DELETING:
         return ("deleting", "The image is already being deleted.")
-    if status is ImageStatus.SAVING:
+    if status in (ImageStatus.SAVING, ImageStatus.QUEUED):
         return ("saving", "The image is being saved; wait until it is active or killed.")
     return None

@@ -43,11 +43,13 @@ def request_format(
         allowed = ", ".join(sorted(CONVERTIBLE_FORMATS))
         raise ValidationFailed(f"format must be one of {allowed}.")
     hi = lock_visible(session, ctx, host_image_id)
-    authorize(ctx.principal, Action.CONVERT, owner_of(hi))
-    if hi.status != ImageStatus.ACTIVE:
-        raise Conflict(
-            f"The host image is {hi.status}; only active images convert.", code="image_not_active"
-        )
+    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "convert"):
+        authorize(ctx.principal, Action.CONVERT, owner_of(hi))
+        if hi.status != ImageStatus.ACTIVE:
+            raise Conflict(
+                f"The host image is {hi.status}; only active images convert.",
+                code="image_not_active",
+            )
     for sub in sub_images(session, hi.id):
         if sub.disk_format == fmt:
             continue

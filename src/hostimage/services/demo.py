@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from hostimage.db.models import Domain, HostImage, Project, RoleAssignment, User
 from hostimage.domain.tenancy import Principal
-from hostimage.services import identity, images, settings
+from hostimage.services import identity, images, servers, settings
 from hostimage.services.auth import grants_of
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images import lifecycle, share
@@ -113,6 +113,7 @@ def seed_demo(session: Session, storage: Storage) -> bool:
             domains.get(u.target or "") if scope == "domain" else None,
             projects.get(u.target or "") if scope == "project" else None,
         )
+    host_images: dict[str, str] = {}
     for name, pname, os_type, dist, version, disks, (scope, targets) in HOST_IMAGES:
         image_ids = []
         for i, mib in enumerate(disks):
@@ -154,6 +155,39 @@ def seed_demo(session: Session, storage: Storage) -> bool:
             )
         elif scope != "none":
             share.share_host_image(session, ctx, hi["id"], scope)
+        host_images[name] = hi["id"]
+    # VMs: their disk files are built by the task workers once the server has started.
+    servers.create_server(
+        session,
+        ctx,
+        servers.ServerSpec(
+            name="web-template",
+            project_id=projects["dev"],
+            host_image_id=host_images["centos7-web"],
+            hostname="web-template",
+            login_user="root",
+        ),
+    )
+    servers.create_server(
+        session,
+        ctx,
+        servers.ServerSpec(
+            name="db-01",
+            project_id=projects["dev"],
+            os_type="Linux",
+            disks=(servers.DiskSpec(size_mb=64), servers.DiskSpec(size_mb=32)),
+        ),
+    )
+    servers.create_server(
+        session,
+        ctx,
+        servers.ServerSpec(
+            name="east-app-01",
+            project_id=projects["east-web"],
+            host_image_id=host_images["debian12-app"],
+            hostname="east-app-01",
+        ),
+    )
     assert session.scalar(select(HostImage.id).limit(1))
     assert session.scalar(select(RoleAssignment.id).limit(1))
     return True

@@ -72,13 +72,22 @@ def run_create_server(rt: Runtime, task_id: str, server_id: str, payload: dict[s
             )
             deploy_report = {k: v for k, v in vars(report).items()}
     except Exception as exc:
-        for path in paths:
-            path.unlink(missing_ok=True)
-        _set_status(rt, task_id, server_id, "failed", f"{type(exc).__name__}: {exc}", None)
+        fail_create(rt, task_id, server_id, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _set_status(rt, task_id, server_id, "ready", None, deploy_report)
+
+
+def fail_create(rt: Runtime, task_id: str, server_id: str, reason: str) -> None:
+    """Mark the server ``failed`` with ``reason`` and remove its partial disk files."""
+    with rt.factory() as session:
+        rels = list(
+            session.scalars(select(ServerDisk.path).where(ServerDisk.server_id == server_id))
+        )
+    for rel in rels:
+        rt.disk_path(rel).unlink(missing_ok=True)
+    _set_status(rt, task_id, server_id, "failed", reason, None)
 
 
 def _set_status(

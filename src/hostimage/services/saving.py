@@ -52,7 +52,7 @@ class _Progress:
         with self._lock:
             self._done[index] = pct
             total = sum(self._done[i] * self._weights[i] for i in self._done)
-            whole = int(total * 0.95)  # the last 5 % are bookkeeping
+            whole = int(total * 95)  # fractions → percent; the last 5 % are bookkeeping
             if whole <= self._last:
                 return
             self._last = whole
@@ -68,7 +68,10 @@ def _prepare(rt: Runtime, host_image_id: str, server_id: str) -> list[DiskJob] |
         begin_write(session)
         hi = session.get(HostImage, host_image_id)
         if hi is None or hi.status in (ImageStatus.DELETING, ImageStatus.KILLED):
-            session.rollback()
+            server = session.get(Server, server_id)
+            if server is not None and server.status == "saving":
+                server.status, server.updated_at = "ready", utcnow()  # nothing left to save
+            session.commit()
             return None
         subs = {
             s.idx: s for s in session.scalars(select(Image).where(Image.host_image_id == hi.id))

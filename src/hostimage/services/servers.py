@@ -13,6 +13,7 @@ from hostimage.db.base import new_id, utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import HostImage, Image, Server, ServerDisk
 from hostimage.db.scoping import server_view_filter, server_visible, visible
+from hostimage.domain.formats import resolve_drivers
 from hostimage.domain.naming import sub_image_name
 from hostimage.domain.permissions import Action, authorize
 from hostimage.domain.sharing import Owner
@@ -42,6 +43,8 @@ def server_dict(server: Server, disks: list[ServerDisk]) -> dict[str, Any]:
         "os_type": server.os_type,
         "hostname": server.hostname,
         "login_user": server.login_user,
+        "disk_driver": server.disk_driver,
+        "net_driver": server.net_driver,
         "host_image_id": server.host_image_id,
         "disks": [
             {
@@ -155,6 +158,8 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
     authorize(ctx.principal, Action.CREATE, Owner(project.domain_id, project.id))
     sources: list[tuple[int, str | None]] = []  # (virtual size, image id)
     os_type = spec.os_type
+    drivers = ("auto", "auto")
+    hypervisor: str | None = None
     if spec.host_image_id:
         hi = session.scalar(
             select(HostImage).where(
@@ -170,6 +175,7 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
         )
         sources.extend((s.virtual_size, s.id) for s in subs)
         os_type = os_type or hi.os_type
+        drivers, hypervisor = (hi.disk_driver, hi.net_driver), hi.hypervisor
     for d in spec.disks:
         if d.image_id:
             img = session.scalar(
@@ -180,6 +186,7 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
             if img.status != ImageStatus.ACTIVE:
                 raise Conflict(f"Image {img.id} is not active.", code="image_not_active")
             sources.append((img.virtual_size, img.id))
+            os_type = os_type or img.os_type
         elif d.size_mb:
             sources.append((d.size_mb * MiB, None))
         else:
@@ -192,7 +199,10 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
         and not any(iid for _, iid in sources[:1])
     ):
         raise Invalid("A password or key needs a system disk from an image.", code="no_os")
+    auto_disk, auto_net = resolve_drivers(os_type, hypervisor)
     server = Server(
+        disk_driver=auto_disk if drivers[0] == "auto" else drivers[0],
+        net_driver=auto_net if drivers[1] == "auto" else drivers[1],
         name=spec.name,
         status="creating",
         domain_id=project.domain_id,
@@ -243,14 +253,18 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
 def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool) -> dict[str, Any]:
     """Start (ready → running) or stop (running → ready) a server; 409 from other states."""
     server = _visible_server(session, ctx, server_id, lock=True)
-    authorize(ctx.principal, Action.UPDATE, Owner(server.domain_id, server.project_id))
     want_from, to = ("ready", "running") if start else ("running", "ready")
+    with oplog.refusals_logged(session, ctx, of_server(server), "update"):
+        authorize(ctx.principal, Action.UPDATE, Owner(server.domain_id, server.project_id))
+        if server.status not in (want_from, to):
+            raise Conflict(f"The server is {server.status}.", code="bad_status")
     if server.status == to:
         session.rollback()
         return get_server(session, ctx, server_id)
-    if server.status != want_from:
-        raise Conflict(f"The server is {server.status}.", code="bad_status")
-    server.status, server.updated_at = to, utcnow()
+    old, server.status, server.updated_at = server.status, to, utcnow()
+    oplog.record(
+        session, ctx, of_server(server), "update", notes={"changes": {"status": [old, to]}}
+    )
     session.commit()
     return get_server(session, ctx, server_id)
 
@@ -259,9 +273,10 @@ def delete_server(session: Session, ctx: RequestContext, server_id: str) -> dict
     """Delete a stopped server: rows now, disk files in a task. Host images made from it
     keep working."""
     server = _visible_server(session, ctx, server_id, lock=True)
-    authorize(ctx.principal, Action.DELETE, Owner(server.domain_id, server.project_id))
-    if server.status in ("creating", "saving", "running"):
-        raise Conflict(f"The server is {server.status}; stop it or wait.", code="bad_status")
+    with oplog.refusals_logged(session, ctx, of_server(server), "delete"):
+        authorize(ctx.principal, Action.DELETE, Owner(server.domain_id, server.project_id))
+        if server.status in ("creating", "saving", "running"):
+            raise Conflict(f"The server is {server.status}; stop it or wait.", code="bad_status")
     paths = [d.path for d in _disks(session, [server.id])[server.id]]
     oplog.record(session, ctx, of_server(server), "delete")
     task = enqueue(
@@ -292,11 +307,14 @@ def save_host_image(
     per disk is created in the server's project and a save task is enqueued."""
     server = _visible_server(session, ctx, server_id, lock=True)
     owner = Owner(server.domain_id, server.project_id)
-    authorize(ctx.principal, Action.SAVE, owner)
-    if server.status != "ready":
-        raise Conflict(f"Stop the server first; it is {server.status}.", code="server_not_stopped")
-    if name_taken(session, name, server.domain_id, three_level(session)):
-        raise Conflict(f"A host image named {name!r} exists.", code="name_taken")
+    with oplog.refusals_logged(session, ctx, of_server(server), "save"):
+        authorize(ctx.principal, Action.SAVE, owner)
+        if server.status != "ready":
+            raise Conflict(
+                f"Stop the server first; it is {server.status}.", code="server_not_stopped"
+            )
+        if name_taken(session, name, server.domain_id, three_level(session)):
+            raise Conflict(f"A host image named {name!r} exists.", code="name_taken")
     disks = sorted(_disks(session, [server.id])[server.id], key=lambda d: d.idx)
     now = utcnow()
     hi = HostImage(

@@ -19,6 +19,7 @@ from hostimage.api.schemas.images import (
     ImageOut,
     ImagePatch,
 )
+from hostimage.domain.formats import DiskFormat
 from hostimage.domain.tenancy import View
 from hostimage.errors import RangeNotSatisfiable
 from hostimage.services import images
@@ -155,12 +156,13 @@ def download(
     ctx: CtxDep,
     storage: StorageDep,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
-    format: str | None = None,
+    format: DiskFormat | None = None,
 ) -> StreamingResponse:
     """The image's bytes (or its copy in ``format``), whole or one range (206), with its
     checksum as ETag."""
     byte_range = parse_range(range_header)
-    dl = images.open_download(session, storage, ctx, image_id, byte_range, format)
+    fmt = format.value if format else None
+    dl = images.open_download(session, storage, ctx, image_id, byte_range, fmt)
     name = f"{dl.image['name']}.{dl.image['disk_format']}"
     headers = {
         "Accept-Ranges": "bytes",

@@ -54,6 +54,8 @@ class ServerOut(BaseModel):
     os_type: str | None
     hostname: str | None
     login_user: str | None
+    disk_driver: str | None
+    net_driver: str | None
     host_image_id: str | None
     disks: list[ServerDiskOut]
     created_at: datetime

@@ -22,6 +22,8 @@ class Server(Base):
     os_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     hostname: Mapped[str | None] = mapped_column(String(64), nullable=True)
     login_user: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    disk_driver: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    net_driver: Mapped[str | None] = mapped_column(String(16), nullable=True)
     host_image_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,7 +8,7 @@ from hostimage.db.models import Task
 from hostimage.services.conversions import run_convert
 from hostimage.services.host_images.lifecycle import purge_host_image
 from hostimage.services.images import purge_image
-from hostimage.services.provisioning import delete_disk_files, run_create_server
+from hostimage.services.provisioning import delete_disk_files, fail_create, run_create_server
 from hostimage.services.runtime import Runtime
 from hostimage.services.saving import fail_save, run_save
 
@@ -62,5 +62,9 @@ def _give_up_save(rt: Runtime, task: Task) -> None:
     )
 
 
+def _give_up_create(rt: Runtime, task: Task) -> None:
+    fail_create(rt, task.id, task.target_id, task.error or "The worker building it stopped.")
+
+
 # What to clean up when a task is failed for good after its worker died.
-GIVE_UP: dict[str, Handler] = {"save_host_image": _give_up_save}
+GIVE_UP: dict[str, Handler] = {"save_host_image": _give_up_save, "create_server": _give_up_create}
