@@ -23,12 +23,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
 from hostimage.api.app import create_app
-from hostimage.db.engine import make_session_factory, session_scope
+from hostimage.db.engine import session_scope
 from hostimage.services.bootstrap import bootstrap
 from hostimage.settings import load_settings
-from hostimage.storage import open_storage
-from hostimage.tasks.worker import Worker
-from tests.api.conftest import ADMIN_PASSWORD, PASSWORD, Api, World, raw_disk
+from tests.api.conftest import ADMIN_PASSWORD, PASSWORD, Api, World, make_worker, raw_disk
 from tests.conftest import wipe
 
 PROJECT_DOMAINS = {
@@ -149,10 +147,7 @@ def module_world(
     with session_scope(app.state.session_factory) as s:
         bootstrap(s, ADMIN_PASSWORD)
     with TestClient(app) as client:
-        worker = Worker(
-            make_session_factory(engine), open_storage(app.state.settings.effective_storage_url)
-        )
-        world = World(client=client, worker=worker, admin=Api(client))
+        world = World(client=client, worker=make_worker(app, engine), admin=Api(client))
         world.admin = world.login("admin")
         world.three_level(True)
         for d in world.admin.get("/domains").json()["items"]:

@@ -16,7 +16,7 @@ its effect.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -175,6 +175,9 @@ CASES = [
 class Matrix:
     mw: ModuleWorld
     callers: dict[str, Api]
+    # host images known to be exactly as freshly made, by (scope, location, protected): a case
+    # that leaves its image untouched (a refusal, a read) hands it back for the next case.
+    spare: dict[tuple[str, str, bool], list[dict[str, Any]]] = field(default_factory=dict)
 
     def share_body(self, choice: str, loc: str) -> dict[str, Any]:
         """The API body of one of F4's five choices (three-level on) for an image at ``loc``."""
@@ -191,10 +194,20 @@ class Matrix:
         raise AssertionError(choice)
 
     def image(self, scope: str, loc: str, protected: bool) -> dict[str, Any]:
+        """A host image owned at ``loc``, shared at ``scope``, in its freshly made state."""
+        spare = self.spare.setdefault((scope, loc, protected), [])
+        if spare:
+            return spare.pop()
         hi = self.mw.compose(OWNER[loc], protected=protected)
         if scope != "none":
             hi = self.mw.share(hi["id"], self.share_body(scope, loc))
         return hi
+
+    def unchanged(self, scope: str, loc: str, before: dict[str, Any]) -> None:
+        """Assert the image is exactly as before the case, then keep it for another case."""
+        after = self.mw.admin.get(f"/host-images/{before['id']}").json()
+        assert after == before, "the host image changed"
+        self.spare.setdefault((scope, loc, before["protected"]), []).append(before)
 
 
 @pytest.fixture(scope="module")
@@ -237,11 +250,17 @@ def _act(m: Matrix, api: Api, case: Case, hid: str) -> Any:
 
 def _check_effect(m: Matrix, case: Case, before: dict[str, Any], body: dict[str, Any]) -> None:
     """What an accepted action must have done."""
-    after = m.mw.admin.get(f"/host-images/{before['id']}").json()
     if case.action == "get":
-        assert body["id"] == before["id"]
-        assert after == before
-    elif case.action == "update":
+        assert body == before
+        # whoever sees the host image reads its sub-images, format copies and log (F8–F10)
+        api = m.callers[case.role]
+        for tab in ("sub-images", "formats", "logs"):
+            r = api.get(f"/host-images/{before['id']}/{tab}")
+            assert r.status_code == 200, (tab, r.text)
+        m.unchanged(case.scope, case.loc, before)
+        return
+    after = m.mw.admin.get(f"/host-images/{before['id']}").json()
+    if case.action == "update":
         assert body["description"] == after["description"] == "changed by the matrix"
     elif case.action == "unshare" or case.action.startswith("share:"):
         choice = "none" if case.action == "unshare" else case.action.split(":", 1)[1]
@@ -268,7 +287,58 @@ def test_rbac_matrix(matrix: Matrix, case: Case) -> None:
     assert r.status_code == case.status, f"{case}: got {r.status_code} {r.text}"
     if r.status_code >= 400:
         assert r.headers["content-type"].startswith("application/problem+json")
+        if r.status_code == 404 and case.action == "get":
+            for tab in ("sub-images", "formats", "logs"):
+                got = matrix.callers[case.role].get(f"/host-images/{before['id']}/{tab}")
+                assert got.status_code == 404, (tab, got.text)
         # a refused request changes nothing
-        assert matrix.mw.admin.get(f"/host-images/{before['id']}").json() == before
+        matrix.unchanged(case.scope, case.loc, before)
     else:
         _check_effect(matrix, case, before, r.json())
+
+
+# ---------------------------------------------------------------------------------------------
+# The same table through the batch endpoint (F12): one request per role, action and owner
+# location over the five share scopes; every item answers what the single request would.
+# ---------------------------------------------------------------------------------------------
+
+
+def _batch_body(m: Matrix, action: str, loc: str, ids: list[str]) -> dict[str, Any]:
+    if action == "update":
+        return {"action": "update", "ids": ids, "params": {"description": "batch edit"}}
+    if action == "unshare" or action.startswith("share:"):
+        choice = "none" if action == "unshare" else action.split(":", 1)[1]
+        return {"action": "share", "ids": ids, "params": m.share_body(choice, loc)}
+    if action.startswith("change_project:"):
+        target = m.mw.pid(MOVE_TARGET[(loc, action.split(":", 1)[1])])
+        return {"action": "change_project", "ids": ids, "params": {"project_id": target}}
+    if action == "set_protection":
+        return {"action": "set_protection", "ids": ids, "params": {"protected": False}}
+    if action == "delete":
+        return {"action": "delete", "ids": ids, "params": {}}
+    raise AssertionError(action)
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "loc"),
+    [(r, a, loc) for r in ROLES for a in ACTIONS if a != "get" for loc in LOCATIONS],
+)
+def test_rbac_matrix_batch(matrix: Matrix, role: str, action: str, loc: str) -> None:
+    images = {s: matrix.image(s, loc, protected=action != "delete") for s in SCOPES}
+    ids = [images[s]["id"] for s in SCOPES]
+    r = matrix.callers[role].post("/host-images/batch", _batch_body(matrix, action, loc, ids))
+    assert r.status_code == 200, r.text
+    results = {res["id"]: res for res in r.json()["results"]}
+    assert sorted(results) == sorted(ids)
+    got = {s: results[images[s]["id"]]["status"] for s in SCOPES}
+    want = {s: expected(role, action, s, loc) for s in SCOPES}
+    assert got == want
+    for s in SCOPES:
+        res = results[images[s]["id"]]
+        assert res["ok"] is (want[s] < 400), res
+        assert (res["error"] is None) is res["ok"], res
+        if action == "delete" and res["ok"]:
+            assert res["task_id"], res
+        if not res["ok"]:
+            # a refused item changes nothing
+            matrix.unchanged(s, loc, images[s])
