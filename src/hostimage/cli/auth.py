@@ -12,7 +12,7 @@ import typer
 from hostimage.cli import config
 from hostimage.cli.common import YesOpt, api, command, confirm, current, output
 from hostimage.cli.errors import ApiError, CliError
-from hostimage.cli.output import dump, echo, emit, note, print_fields, print_table, when
+from hostimage.cli.output import Output, dump, echo, emit, note, print_fields, print_table, when
 from hostimage.cli.resolve import is_id, project
 
 profile_app = typer.Typer(help="Named connection profiles (several servers or users).")
@@ -118,7 +118,7 @@ def login(
         inv.refresh()  # use the token just stored
         answer = _switch(name, project(project_ref)["id"])
         profile = config.load().profiles[name]
-    if output().value != "table":
+    if output() is not Output.TABLE:
         dump(_public(answer, name), output())
         return
     echo(
@@ -202,30 +202,51 @@ def switch_project(
     conn = current().connection()
     answer = _switch(conn.profile, project(project_ref)["id"])
     proj = answer.get("project") or {}
-    if output().value != "table":
+    if output() is not Output.TABLE:
         dump(_public(answer, conn.profile), output())
         return
     echo(f"Now working in project {proj.get('name')} ({proj.get('id')}).")
 
 
-@profile_app.command("list")
+@command(profile_app, "list")
 def profile_list() -> None:
-    """List the stored profiles (* marks the current one)."""
+    """List the stored profiles (* marks the current one); tokens are never shown."""
     cfg = config.load()
-    rows = [
-        (
-            "*" if name == cfg.current else " ",
-            name,
-            p.url,
-            p.username,
-            p.domain,
-            p.project_name,
-            "yes" if p.token else "no",
-            when(p.expires_at),
+    doc = {
+        "current": cfg.current,
+        "profiles": {
+            name: {
+                "url": p.url,
+                "username": p.username,
+                "domain": p.domain,
+                "project_id": p.project_id,
+                "project_name": p.project_name,
+                "logged_in": bool(p.token),
+                "expires_at": p.expires_at,
+            }
+            for name, p in sorted(cfg.profiles.items())
+        },
+    }
+
+    def render(d: dict[str, Any]) -> None:
+        rows = [
+            (
+                "*" if name == d["current"] else " ",
+                name,
+                p["url"],
+                p["username"],
+                p["domain"],
+                p["project_name"],
+                p["logged_in"],
+                when(p["expires_at"]),
+            )
+            for name, p in d["profiles"].items()
+        ]
+        print_table(
+            ("", "PROFILE", "URL", "USER", "DOMAIN", "PROJECT", "LOGGED IN", "EXPIRES"), rows
         )
-        for name, p in sorted(cfg.profiles.items())
-    ]
-    print_table(("", "PROFILE", "URL", "USER", "DOMAIN", "PROJECT", "LOGGED IN", "EXPIRES"), rows)
+
+    emit(doc, output(), render)
 
 
 @profile_app.command("use")

@@ -40,6 +40,6 @@ class ApiError(CliError):
             if isinstance(body, dict):
                 code = str(body.get("code") or code)
                 detail = str(body.get("detail") or body.get("title") or detail)
-        if response.status_code == 401:
+        if code in ("bad_token", "not_authenticated"):
             detail = f"{detail.rstrip('.')}. Log in again with 'hostimage login'."
         return cls(response.status_code, code, detail)

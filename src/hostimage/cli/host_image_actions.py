@@ -26,11 +26,9 @@ from hostimage.cli.common import (
     usage,
 )
 from hostimage.cli.host_images import IdsArg, host_image_app, share_text
-from hostimage.cli.output import echo, emit, note
-from hostimage.cli.tasks import follow
+from hostimage.cli.output import echo, emit
+from hostimage.cli.tasks import WaitOpt, follow_results, hint_results
 from hostimage.cli.vocab import ConvertFormat
-
-WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the task(s) until they end.")]
 
 
 def share_body(
@@ -91,6 +89,7 @@ def host_image_share(
         list[str] | None,
         typer.Option(
             "--projects",
+            metavar="PROJECTS",
             help="项目共享-部分: these projects of the owner's domain (ids or names, P1,P2).",
         ),
     ] = None,
@@ -106,6 +105,7 @@ def host_image_share(
         list[str] | None,
         typer.Option(
             "--domains",
+            metavar="DOMAINS",
             help="域共享-部分: these domains (three-level permissions on; D1,D2).",
         ),
     ] = None,
@@ -174,18 +174,6 @@ def host_image_unprotect(host_images: IdsArg) -> None:
     _protection(host_images, False)
 
 
-def _follow_all(results: list[dict[str, Any]], label: str) -> None:
-    for r in results:
-        if r.get("ok") and r.get("task_id"):
-            follow(r["task_id"], f"{label} {r['id'][:8]}")
-
-
-def _hint(results: list[dict[str, Any]]) -> None:
-    for r in results:
-        if r.get("ok") and r.get("task_id"):
-            note(f"Follow it with: hostimage task wait {r['task_id']}")
-
-
 @command(host_image_app, "delete")
 def host_image_delete(host_images: IdsArg, yes: YesOpt = False, wait: WaitOpt = False) -> None:
     """Delete host images with their sub-images, format copies and data (删除)."""
@@ -201,7 +189,7 @@ def host_image_delete(host_images: IdsArg, yes: YesOpt = False, wait: WaitOpt = 
         message=lambda hid, name, doc: (
             f"Deleting host image {names.get(hid, hid)} ({hid}); task {doc['task_id']}."
         ),
-        after=(lambda rs: _follow_all(rs, "delete")) if wait else _hint,
+        after=(lambda rs: follow_results(rs, "delete")) if wait else hint_results,
         names=names,
     )
 
@@ -239,7 +227,7 @@ def host_image_convert(
         ]
         code = report_results(results, names, "converting")
     if wait:
-        _follow_all(results, f"convert to {fmt.value}")
+        follow_results(results, f"convert to {fmt.value}")
     else:
-        _hint(results)
+        hint_results(results)
     exit_with(code)

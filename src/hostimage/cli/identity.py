@@ -290,7 +290,9 @@ def settings_set(
     target_formats: Annotated[
         list[str] | None,
         typer.Option(
-            "--target-formats", help="Formats copied after a save, e.g. qcow2,vmdk (repeatable)."
+            "--target-formats",
+            metavar="FORMATS",
+            help="Formats copied after a save, e.g. qcow2,vmdk (repeatable).",
         ),
     ] = None,
 ) -> None:

@@ -23,6 +23,7 @@ from hostimage.cli.common import (
 )
 from hostimage.cli.errors import ApiError
 from hostimage.cli.output import Output, echo, emit, note, print_fields, print_table, size, when
+from hostimage.cli.tasks import WaitOpt, follow_results, hint_results
 from hostimage.cli.vocab import EXTENSION_FORMATS, DiskFormat, ImageStatus, OsType, View
 
 image_app = typer.Typer(
@@ -241,9 +242,15 @@ def image_update(
 def image_delete(
     images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Ids or names.")],
     yes: YesOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Delete standalone images (sub-images go with their host image)."""
     ids = [resolve.image(i) for i in images]
     confirm(f"Delete {len(ids)} image(s)? The data cannot be recovered.", yes)
     results = [item_result(i, functools.partial(api().delete, f"/images/{i}"), 202) for i in ids]
-    exit_with(report_results(results, verb="deleting"))
+    code = report_results(results, verb="deleting")
+    if wait:
+        follow_results(results, "delete")
+    else:
+        hint_results(results)
+    exit_with(code)

@@ -193,7 +193,10 @@ def host_image_logs(
     ] = None,
     columns: Annotated[
         list[str] | None,
-        typer.Option(help="Export columns, e.g. id,time,action,success,actor_user_name,notes."),
+        typer.Option(
+            metavar="COLUMNS",
+            help="Export columns, e.g. id,time,action,success,actor_user_name,notes.",
+        ),
     ] = None,
     header: Annotated[Header, typer.Option(help="Export header row.")] = Header.LABELS,
     lang: Annotated[

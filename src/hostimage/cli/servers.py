@@ -34,7 +34,7 @@ from hostimage.cli.output import (
     size,
     when,
 )
-from hostimage.cli.tasks import follow
+from hostimage.cli.tasks import WaitOpt, follow, follow_results, hint_results
 from hostimage.cli.vocab import OsType, View
 
 server_app = typer.Typer(help="Servers (VMs) of the built-in compute inventory.")
@@ -221,12 +221,17 @@ def server_stop(servers: ServersArg) -> None:
 
 
 @command(server_app, "delete")
-def server_delete(servers: ServersArg, yes: YesOpt = False) -> None:
+def server_delete(servers: ServersArg, yes: YesOpt = False, wait: WaitOpt = False) -> None:
     """Delete stopped servers and their disks (host images made from them stay)."""
     ids = [resolve.server(s) for s in servers]
     confirm(f"Delete {len(ids)} server(s) and their disks?", yes)
     results = [item_result(i, functools.partial(api().delete, f"/servers/{i}"), 202) for i in ids]
-    exit_with(report_results(results, verb="deleting"))
+    code = report_results(results, verb="deleting")
+    if wait:
+        follow_results(results, "delete")
+    else:
+        hint_results(results)
+    exit_with(code)
 
 
 @command(server_app, "save-image")

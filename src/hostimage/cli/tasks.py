@@ -21,6 +21,8 @@ task_app.info.no_args_is_help = True
 
 FINISHED = ("succeeded", "failed")
 
+WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the task(s) until they end.")]
+
 
 def poll_interval() -> float:
     """Seconds between two looks at a task (``HOSTIMAGE_POLL_INTERVAL``, default 0.5)."""
@@ -98,6 +100,20 @@ def follow(task_id: str, label: str, timeout: float | None = None) -> dict[str, 
     if not console.is_terminal:
         note(f"{label}: done.")
     return task
+
+
+def follow_results(results: list[dict[str, Any]], label: str) -> None:
+    """Follow the task of every successful item of a result list, one after the other."""
+    for r in results:
+        if r.get("ok") and r.get("task_id"):
+            follow(r["task_id"], f"{label} {r['id'][:8]}")
+
+
+def hint_results(results: list[dict[str, Any]]) -> None:
+    """Say how to follow the tasks of a result list later."""
+    for r in results:
+        if r.get("ok") and r.get("task_id"):
+            note(f"Follow it with: hostimage task wait {r['task_id']}")
 
 
 @command(task_app, "show")

@@ -13,6 +13,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
+from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, Project, RoleAssignment, Token, User
 from hostimage.domain.tenancy import Grant, Principal, Role
 from hostimage.errors import Forbidden, NotAuthenticated
@@ -91,6 +92,7 @@ def choose_project(session: Session, grants: tuple[Grant, ...], wanted: str | No
 
 
 def _issue(session: Session, user: User, project_id: str | None, ttl: int) -> dict[str, Any]:
+    begin_write(session)
     token = secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(seconds=ttl)
     row = Token(
@@ -183,12 +185,14 @@ def authenticate(session: Session, token: str | None) -> Principal:
 
 def logout(session: Session, ctx: RequestContext) -> None:
     """Revoke the caller's token."""
+    begin_write(session)
     session.execute(update(Token).where(Token.id == ctx.principal.token_id).values(revoked=True))
     session.commit()
 
 
 def purge_expired_tokens(session: Session) -> int:
     """Delete tokens past expiry or revoked; returns how many."""
+    begin_write(session)
     res = session.execute(delete(Token).where(or_(Token.expires_at <= utcnow(), Token.revoked)))
     session.commit()
     return int(res.rowcount or 0)  # type: ignore[attr-defined]

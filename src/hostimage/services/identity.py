@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, Project, RoleAssignment, User
 from hostimage.domain.tenancy import ROLE_SCOPE, Role, ScopeType
 from hostimage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -71,6 +72,7 @@ def create_domain(
     session: Session, ctx: RequestContext, name: str, description: str
 ) -> dict[str, Any]:
     """Create a domain (sysadmin); names are unique (409)."""
+    begin_write(session)
     if not ctx.principal.is_sysadmin:
         raise Forbidden("Only a system administrator may create domains.")
     d = Domain(name=name, description=description)
@@ -99,6 +101,7 @@ def create_project(
 ) -> dict[str, Any]:
     """Create a project in a domain (its admin or a sysadmin). With three-level permissions
     off, projects live only in ``Default`` (400)."""
+    begin_write(session)
     domain = session.get(Domain, domain_id)
     if domain is None:
         raise Invalid(f"Unknown domain {domain_id}.", code="unknown_domain")
@@ -137,6 +140,7 @@ def create_user(
     email: str = "",
 ) -> dict[str, Any]:
     """Create a user in a domain (its admin or a sysadmin); names are unique per domain."""
+    begin_write(session)
     if session.get(Domain, domain_id) is None:
         raise Invalid(f"Unknown domain {domain_id}.", code="unknown_domain")
     _require_domain_admin(ctx, domain_id)
@@ -193,6 +197,7 @@ def assign_role(
 ) -> dict[str, Any]:
     """Give a user a role at a scope. Sysadmins assign anything; a domain admin assigns
     project roles within its domain. The role must match its scope type (400)."""
+    begin_write(session)
     try:
         r, s = Role(role), ScopeType(scope)
     except ValueError as exc:
@@ -244,6 +249,7 @@ def assign_role(
 
 def remove_assignment(session: Session, ctx: RequestContext, assignment_id: str) -> None:
     """Revoke a role assignment (same rights as granting it)."""
+    begin_write(session)
     ra = session.get(RoleAssignment, assignment_id)
     if ra is None:
         raise NotFound("No such role assignment.")

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Project, SettingRow
 from hostimage.domain.formats import CONVERTIBLE_FORMATS
 from hostimage.errors import Conflict, Forbidden, ValidationFailed
@@ -33,6 +34,7 @@ def update_settings(
 ) -> dict[str, Any]:
     """Change settings (sysadmin only). Three-level can be turned off only while no
     domain-scope share exists and no project lives outside ``Default`` (409)."""
+    begin_write(session)
     if not ctx.principal.is_sysadmin:
         raise Forbidden("Only a system administrator may change settings.")
     unknown = set(changes) - set(DEFAULTS)
