@@ -1,64 +1,34 @@
-"""Choices offered on the command line (the API's vocabularies, SPEC §3 and §5)."""
+"""Choices offered on the command line (the API's vocabularies, SPEC §3 and §5).
+
+The shared vocabularies come from the pure ``domain`` package (no I/O, nothing of the server);
+the rest are the list endpoint's sort keys and the file-name extensions of disk formats.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from hostimage.domain.formats import BootMode, DiskDriver, DiskFormat, NetDriver, OsType
+from hostimage.domain.oplog import LogAction
+from hostimage.domain.sharing import ShareScope
+from hostimage.domain.status import ImageStatus
+from hostimage.domain.tenancy import View
 
-class View(StrEnum):
-    """List views: project view, 域管理后台 (domain), 管理后台 (system)."""
-
-    PROJECT = "project"
-    DOMAIN = "domain"
-    SYSTEM = "system"
-
-
-class OsType(StrEnum):
-    """Operating system types."""
-
-    LINUX = "Linux"
-    WINDOWS = "Windows"
-    MACOS = "macOS"
-    VMWARE = "VMware"
-    OTHER = "Other"
-
-
-class DiskDriver(StrEnum):
-    """Disk bus drivers."""
-
-    AUTO = "auto"
-    VIRTIO = "virtio"
-    SCSI = "scsi"
-    PVSCSI = "pvscsi"
-    IDE = "ide"
-    SATA = "sata"
-
-
-class NetDriver(StrEnum):
-    """NIC models."""
-
-    AUTO = "auto"
-    VIRTIO = "virtio"
-    E1000 = "e1000"
-    VMXNET3 = "vmxnet3"
-
-
-class BootMode(StrEnum):
-    """Firmware."""
-
-    BIOS = "bios"
-    UEFI = "uefi"
-
-
-class DiskFormat(StrEnum):
-    """Disk image formats."""
-
-    QCOW2 = "qcow2"
-    RAW = "raw"
-    VMDK = "vmdk"
-    VHD = "vhd"
-    VHDX = "vhdx"
-    ISO = "iso"
+__all__ = [
+    "EXTENSION_FORMATS",
+    "BootMode",
+    "ConvertFormat",
+    "DiskDriver",
+    "DiskFormat",
+    "ImageStatus",
+    "LogAction",
+    "NetDriver",
+    "Order",
+    "OsType",
+    "ShareScope",
+    "SortKey",
+    "View",
+]
 
 
 class ConvertFormat(StrEnum):
@@ -68,25 +38,6 @@ class ConvertFormat(StrEnum):
     RAW = "raw"
     VMDK = "vmdk"
     VHD = "vhd"
-
-
-class ImageStatus(StrEnum):
-    """Statuses of host images and images."""
-
-    QUEUED = "queued"
-    SAVING = "saving"
-    ACTIVE = "active"
-    KILLED = "killed"
-    DELETING = "deleting"
-
-
-class ShareScope(StrEnum):
-    """Stored share scopes."""
-
-    NONE = "none"
-    PROJECT = "project"
-    DOMAIN = "domain"
-    SYSTEM = "system"
 
 
 class SortKey(StrEnum):
@@ -107,20 +58,6 @@ class Order(StrEnum):
 
     ASC = "asc"
     DESC = "desc"
-
-
-class LogAction(StrEnum):
-    """Operation-log actions."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    SHARE = "share"
-    UNSHARE = "unshare"
-    CHANGE_PROJECT = "change_project"
-    SET_PROTECTION = "set_protection"
-    DELETE = "delete"
-    SAVE = "save"
-    CONVERT = "convert"
 
 
 EXTENSION_FORMATS: dict[str, DiskFormat] = {
