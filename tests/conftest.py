@@ -6,6 +6,8 @@ reached at ``HOSTIMAGE_TEST_PG`` (default 127.0.0.1:5432, user postgres, trust a
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -30,6 +32,27 @@ os.environ.setdefault("HOSTIMAGE_ARGON2_MEMORY_KIB", "1024")
 def _pg_url(dbname: str) -> str:
     base, _, _ = PG_ADMIN.rpartition("/")
     return f"{base}/{dbname}"
+
+
+HOST_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/hostname")
+
+
+def _fingerprint() -> dict[str, bytes]:
+    out = {}
+    for name in HOST_FILES:
+        with contextlib.suppress(OSError):
+            out[name] = hashlib.sha256(Path(name).read_bytes()).digest()
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_files_untouched() -> Iterator[None]:
+    """Image tests craft files that point at host paths; none may ever write one. (A qemu-img
+    call that names a host file as a data file truncates it — this guard catches that.)"""
+    before = _fingerprint()
+    yield
+    changed = [n for n, digest in _fingerprint().items() if before.get(n) != digest]
+    assert not changed, f"the test run modified host files: {changed}"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

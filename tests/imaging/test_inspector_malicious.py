@@ -82,8 +82,10 @@ def test_qcow2_data_file_extension_without_feature_bit(make_image: QemuImg, tmp_
 
 
 def test_qcow2_data_file_declared_raw(make_image: QemuImg, tmp_path: Path) -> None:
-    # The CVE-2024-32498 shape: a qcow2 with a data file uploaded as "raw".
-    image = make_image("data.img", "qcow2", "10M", "-o", "data_file=/etc/passwd,data_file_raw=on")
+    # The CVE-2024-32498 shape: a qcow2 with a data file uploaded as "raw". qemu-img create
+    # truncates the data file it names, so it must be a scratch file, never a host file.
+    data_file = tmp_path / "victim.raw"
+    image = make_image("data.img", "qcow2", "10M", "-o", f"data_file={data_file},data_file_raw=on")
     assert_refused(image, ErrorCode.DATA_FILE, "raw")
 
 
