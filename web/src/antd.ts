@@ -1,0 +1,63 @@
+// Ant Design Vue components, registered one by one so that only these end up in the bundle.
+import type { App } from 'vue'
+import {
+  Alert,
+  AutoComplete,
+  Button,
+  Checkbox,
+  ConfigProvider,
+  Descriptions,
+  Divider,
+  Dropdown,
+  Empty,
+  Form,
+  Input,
+  InputNumber,
+  Layout,
+  Menu,
+  Modal,
+  Popover,
+  Progress,
+  Radio,
+  Select,
+  Space,
+  Spin,
+  Switch,
+  Table,
+  Tabs,
+  Tag,
+  Tooltip,
+} from 'ant-design-vue'
+
+const components = [
+  Alert,
+  AutoComplete,
+  Button,
+  Checkbox,
+  ConfigProvider,
+  Descriptions,
+  Divider,
+  Dropdown,
+  Empty,
+  Form,
+  Input,
+  InputNumber,
+  Layout,
+  Menu,
+  Modal,
+  Popover,
+  Progress,
+  Radio,
+  Select,
+  Space,
+  Spin,
+  Switch,
+  Table,
+  Tabs,
+  Tag,
+  Tooltip,
+]
+
+export function installAntd(app: App): void {
+  for (const c of components) app.use(c as unknown as { install: (app: App) => void })
+}
