@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
+from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, LogEntry, Project
 from hostimage.db.scoping import visible
 from hostimage.domain.oplog import MAX_LOG_LIMIT, decode_marker, encode_marker
@@ -221,6 +222,7 @@ def refusals_logged(
         yield
     except (Forbidden, Conflict) as exc:
         session.rollback()
+        begin_write(session)  # the entry's name lookups must not upgrade a read transaction
         record(
             session,
             ctx,
