@@ -143,7 +143,14 @@ def switch_project(
 def principal_for(
     session: Session, user: User, project_id: str | None, token_id: str | None
 ) -> Principal:
+    """The principal of ``user`` working in ``project_id``, with every role it holds."""
     project = session.get(Project, project_id) if project_id else None
+    return _principal(session, user, project, token_id)
+
+
+def _principal(
+    session: Session, user: User, project: Project | None, token_id: str | None
+) -> Principal:
     return Principal(
         user_id=user.id,
         user_name=user.name,
@@ -171,16 +178,7 @@ def authenticate(session: Session, token: str | None) -> Principal:
     tok, user, project = row
     if tok.revoked or tok.expires_at <= utcnow():
         raise NotAuthenticated("The token has expired or was revoked.", code="bad_token")
-    return Principal(
-        user_id=user.id,
-        user_name=user.name,
-        user_domain_id=user.domain_id,
-        project_id=project.id if project else None,
-        project_name=project.name if project else None,
-        project_domain_id=project.domain_id if project else None,
-        grants=grants_of(session, user.id),
-        token_id=tok.id,
-    )
+    return _principal(session, user, project, tok.id)
 
 
 def logout(session: Session, ctx: RequestContext) -> None:
