@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -48,8 +49,17 @@ def prepare(settings: Settings, demo: bool) -> None:
     engine.dispose()
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into ``SystemExit`` once, so ``finally`` blocks and context managers run:
+    a worker stops its libguestfs appliance, ``serve`` stops its workers. Later SIGTERMs are
+    ignored so that clean-up is not cut short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def _worker_main(settings_json: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from hostimage.db.engine import make_engine, make_session_factory
     from hostimage.services.runtime import runtime_from_settings
     from hostimage.storage import storage_from_settings
@@ -87,11 +97,21 @@ def serve(
     for proc in procs:
         proc.start()
     typer.echo(f"hostimage listening on http://{host}:{port}/ (console) and /api/v1")
+    # uvicorn shuts down on SIGTERM and then raises it again; with the default handler that
+    # would kill this process before its workers are stopped, leaving them orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     finally:
         for proc in procs:
             proc.terminate()
+        # A worker stops its running task's appliance before it exits (bounded by the
+        # guestfish stop timeouts); kill what is still there after that.
+        deadline = time.monotonic() + 120
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
 
 
 @app.command()

@@ -1,0 +1,80 @@
+"""``hostimage serve`` stopped with SIGTERM (systemd, a test fixture) stops its embedded
+workers instead of leaving them running without a parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text()
+        found |= {int(c) for c in text.split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_sigterm_stops_the_embedded_workers(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTIMAGE_")}
+    env["HOSTIMAGE_ADMIN_PASSWORD"] = "shutdown-admin-1"
+    log = (tmp_path / "server.log").open("wb")
+    argv = [sys.executable, "-m", "hostimage.main", "serve", "--port", str(port)]
+    argv += ["--data-dir", str(tmp_path / "data"), "--workers", "2"]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        workers: set[int] = set()
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code
+            except httpx.TransportError:
+                ready = 0
+            # the workers are spawned children running Python (besides a resource tracker)
+            workers = {
+                c
+                for c in _children(proc.pid)
+                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+            }
+            if ready == 200 and len(workers) == 2:
+                break
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            time.sleep(0.2)
+        assert len(workers) == 2, (tmp_path / "server.log").read_text()
+
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "workers outlived hostimage serve"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+        log.close()
