@@ -7,9 +7,11 @@ import { session } from '@/stores/session'
 import type { HostImage } from '@/api'
 
 const share = vi.fn()
+const tasks = vi.fn()
 vi.mock('@/api', () => ({
   api: {
     share: (...args: unknown[]) => share(...args),
+    tasks: (...args: unknown[]) => tasks(...args),
     batch: vi.fn(),
     projects: vi.fn(async () => ({ items: [{ id: 'p2', name: 'ops', domain_id: 'd1' }] })),
     domains: vi.fn(async () => ({ items: [{ id: 'd1', name: 'Default' }, { id: 'd2', name: 'east' }] })),
@@ -19,6 +21,7 @@ vi.mock('@/api', () => ({
 import StatusTag from '@/components/common/StatusTag.vue'
 import BatchResults from '@/components/hostimage/BatchResults.vue'
 import ShareDialog from '@/components/hostimage/ShareDialog.vue'
+import TasksTab from '@/components/detail/TasksTab.vue'
 
 const plugins = { plugins: [i18n, { install: installAntd }] }
 
@@ -42,6 +45,7 @@ function image(over: Partial<HostImage> = {}): HostImage {
 beforeEach(() => {
   setLang('zh-CN')
   share.mockReset()
+  tasks.mockReset()
   session.who = {
     user: { id: 'u', name: 'admin', domain_id: 'd1' },
     project: { id: 'p0', name: 'system', domain_id: 'd1' },
@@ -120,5 +124,51 @@ describe('errorText', () => {
     expect(errorText(new ApiError(400, { code: 'something_new', detail: 'Server says no.' }))).toBe('Server says no.')
     setLang('en')
     expect(errorText(new ApiError(401, { code: 'bad_credentials' }))).toBe('Wrong user name or password')
+  })
+})
+
+describe('TasksTab', () => {
+  const task = (id: string, kind: string, status: string, progress: number) => ({
+    id,
+    kind,
+    status,
+    progress,
+    target_type: 'host_image',
+    target_id: 'h1',
+    error: status === 'failed' ? 'qemu-img failed' : null,
+    attempts: 1,
+    created_at: '2026-11-20T08:00:00Z',
+    started_at: '2026-11-20T08:00:01Z',
+    finished_at: status === 'succeeded' || status === 'failed' ? '2026-11-20T08:01:00Z' : null,
+  })
+
+  it("asks the server for the object's tasks, whoever started them", async () => {
+    tasks.mockResolvedValue({
+      items: [task('t2', 'convert', 'failed', 40), task('t1', 'save_host_image', 'succeeded', 100)],
+      total: 2,
+      limit: 100,
+      offset: 0,
+    })
+    const w = mount(TasksTab, { props: { targetId: 'h1' }, global: plugins })
+    await flushPromises()
+    expect(tasks).toHaveBeenCalledWith({ target_id: 'h1', limit: 100 })
+    const rows = w.findAll('[data-testid=tasks-table] tbody tr.ant-table-row')
+    expect(rows.map((r) => r.find('td').text())).toEqual(['格式转换', '保存主机镜像'])
+    expect(rows[0].text()).toContain('失败')
+    expect(rows[0].text()).toContain('qemu-img failed')
+    expect(w.find('[data-testid=tasks-more]').exists()).toBe(false)
+    w.unmount()
+  })
+
+  it('says when only the newest tasks are shown, and shows a load error', async () => {
+    tasks.mockResolvedValueOnce({ items: [task('t9', 'convert', 'succeeded', 100)], total: 130, limit: 100, offset: 0 })
+    const w = mount(TasksTab, { props: { targetId: 'h1' }, global: plugins })
+    await flushPromises()
+    expect(w.find('[data-testid=tasks-more]').text()).toBe('显示最新的 1 个任务（共 130 个）')
+    tasks.mockRejectedValueOnce(new ApiError(403, { status: 403, code: 'forbidden', detail: 'no' }))
+    await w.find('[data-testid=tasks-refresh]').trigger('click')
+    await flushPromises()
+    expect(w.find('[data-testid=tasks-error]').exists()).toBe(true)
+    w.unmount()
   })
 })

@@ -26,6 +26,7 @@ export type ServerCreated = Schemas['ServerCreated']
 export type SaveBody = Schemas['SaveBody']
 export type SaveAccepted = Schemas['SaveAccepted']
 export type Task = Schemas['TaskOut']
+export type TaskPage = Schemas['TaskList']
 export type WhoAmI = Schemas['WhoAmI']
 export type TokenOut = Schemas['TokenOut']
 export type RoleOut = Schemas['RoleOut']
@@ -112,4 +113,5 @@ export const api = {
   saveHostImage: (id: string, body: SaveBody) => http.post<SaveAccepted>(`/servers/${id}/save-host-image`, body),
 
   task: (id: string) => http.get<Task>(`/tasks/${id}`),
+  tasks: (query: { target_id?: string; limit?: number; offset?: number }) => http.get<TaskPage>('/tasks', query),
 }

@@ -539,6 +539,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tasks
+         * @description Tasks the caller may read (as ``GET /tasks/{id}``), newest first.
+         */
+        get: operations["list_tasks_api_v1_tasks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks/{task_id}": {
         parameters: {
             query?: never;
@@ -1217,6 +1237,10 @@ export interface components {
             hostname: string | null;
             /** Login User */
             login_user: string | null;
+            /** Disk Driver */
+            disk_driver: string | null;
+            /** Net Driver */
+            net_driver: string | null;
             /** Host Image Id */
             host_image_id: string | null;
             /** Disks */
@@ -1301,6 +1325,10 @@ export interface components {
             hostname: string | null;
             /** Login User */
             login_user: string | null;
+            /** Disk Driver */
+            disk_driver: string | null;
+            /** Net Driver */
+            net_driver: string | null;
             /** Host Image Id */
             host_image_id: string | null;
             /** Disks */
@@ -1386,6 +1414,17 @@ export interface components {
         SwitchBody: {
             /** Project Id */
             project_id: string;
+        };
+        /** TaskList */
+        TaskList: {
+            /** Items */
+            items: components["schemas"]["TaskOut"][];
+            /** Total */
+            total: number;
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
         };
         /** TaskOut */
         TaskOut: {
@@ -2677,7 +2716,7 @@ export interface operations {
     download_api_v1_images__image_id__data_get: {
         parameters: {
             query?: {
-                format?: string | null;
+                format?: components["schemas"]["DiskFormat"] | null;
             };
             header?: {
                 Range?: string | null;
@@ -2966,6 +3005,40 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SaveAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_tasks_api_v1_tasks_get: {
+        parameters: {
+            query?: {
+                /** @description Only tasks working on this host image, image or server. */
+                target_id?: string | null;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
                 };
             };
             /** @description Validation Error */

@@ -366,6 +366,7 @@ const en: Messages = {
     finishedAt: 'Finished',
     id: 'Task ID',
     empty: 'No tasks. Long operations (save, conversion, delete) show up here.',
+    newestOf: 'The newest {shown} of {total} tasks',
     kinds: {
       save_host_image: 'Save host image',
       delete_host_image: 'Delete host image',

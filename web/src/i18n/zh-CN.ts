@@ -365,6 +365,7 @@ const zhCN = {
     finishedAt: '完成时间',
     id: '任务ID',
     empty: '暂无任务。保存、格式转换、删除等长时间操作会作为任务显示在这里。',
+    newestOf: '显示最新的 {shown} 个任务（共 {total} 个）',
     kinds: {
       save_host_image: '保存主机镜像',
       delete_host_image: '删除主机镜像',

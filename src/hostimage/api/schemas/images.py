@@ -69,3 +69,10 @@ class TaskOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class TaskList(BaseModel):
+    items: list[TaskOut]
+    total: int
+    limit: int
+    offset: int
