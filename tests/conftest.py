@@ -85,14 +85,18 @@ def database(
 
 
 def wipe(engine: Engine) -> None:
-    """Empty every table (fast, keeps the migrated schema)."""
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    """Empty every table (fast, keeps the migrated schema). The catalogue revision row stays
+    and is bumped, as every change to host images made outside the app's sessions must do."""
+    tables = [
+        t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "catalogue_revision"
+    ]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
             for t in tables:
                 conn.execute(text(f"DELETE FROM {t}"))
+        conn.execute(text("UPDATE catalogue_revision SET revision = revision + 1"))
 
 
 @pytest.fixture()

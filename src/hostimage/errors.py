@@ -26,6 +26,9 @@ class HostImageError(Exception):
             self.code = code
         self.headers = headers or {}
         self.extra = extra
+        # Set when a failed operation-log entry for this refusal was added to the session:
+        # the use case then commits that entry instead of rolling back.
+        self.logged = False
 
 
 class NotAuthenticated(HostImageError):

@@ -375,3 +375,27 @@ def test_compose_log_names_the_new_sub_images(world: World) -> None:
     hi = world.host_image("p0a", "notes", disks=2)
     entry = _logs(world, hi["id"], action="create")[0]
     assert entry["notes"]["sub_images"] == [s["id"] for s in hi["sub_images"]]
+
+
+def test_batch_change_project_keeps_names_unique_within_the_batch(world: World) -> None:
+    """Three-level on: names are unique per domain. Two images of the same name from two
+    domains moved into a third in one batch: the second is renamed, seeing the first's
+    move although both are written by the batch's single commit."""
+    x1 = world.host_image("p1a", "twin", disks=1)
+    x2 = world.host_image("p2a", "twin", disks=1)
+    r = world.admin.post(
+        "/host-images/batch",
+        {
+            "action": "change_project",
+            "ids": [x1["id"], x2["id"]],
+            "params": {"project_id": world.projects["p0a"]},
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert [i["ok"] for i in r.json()["results"]] == [True, True]
+    names = sorted(
+        world.admin.get(f"/host-images/{i}").json()["name"] for i in (x1["id"], x2["id"])
+    )
+    assert names[0] == "twin" and names[1].startswith("twin-") and names[1] != "twin"
+    subs = world.admin.get(f"/host-images/{x2['id']}/sub-images").json()["items"]
+    assert subs[0]["project_id"] == world.projects["p0a"]

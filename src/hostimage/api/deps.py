@@ -44,8 +44,9 @@ def request_id(request: Request) -> str:
 
 
 def get_ctx(request: Request, session: Annotated[Session, Depends(get_session)]) -> RequestContext:
+    # The read transaction goes on into the use case: a writing use case starts its own
+    # (``begin_write``), a reading one saves a COMMIT and a BEGIN round trip.
     principal = authenticate(session, bearer(request))
-    session.commit()  # end the read transaction; each use case opens its own
     return RequestContext(
         principal=principal,
         request_id=request_id(request),

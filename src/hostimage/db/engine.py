@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from hostimage.db import revision
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for plain ``postgresql://`` URLs."""
@@ -45,24 +47,43 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         def _begin(conn: Any) -> None:
             # A write use case asks for BEGIN IMMEDIATE so that its read-then-write cannot
             # deadlock against another writer; plain reads stay concurrent (WAL).
-            conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+            options = conn.get_execution_options()
+            if options.get("isolation_level") != "AUTOCOMMIT":
+                conn.exec_driver_sql(options.get("sqlite_begin", "BEGIN"))
 
         return engine
     # Connections are recycled instead of pinged: a ping is a round trip on every checkout.
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=20, pool_recycle=1800)
+    # JIT compilation is off: our queries are short, and the planner's cost estimates for a
+    # count over a large catalogue switch it on, adding ~40 ms of compile time to a 10 ms query.
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_recycle=1800,
+        connect_args={"options": "-c jit=off"},
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    """Sessions for use cases; their commits bump the catalogue revision when they changed
+    host images (see :mod:`hostimage.db.revision`)."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    revision.track(factory)
+    return factory
 
 
 def begin_write(session: Session) -> None:
-    """Start the session's transaction as a write transaction.
+    """Make the session's transaction a write transaction.
 
-    Call first in a use case that will write: SQLite then takes its write lock up front;
-    PostgreSQL ignores the option (row locks are taken with ``FOR UPDATE``).
+    Call first in a use case that will write. SQLite must take its write lock up front
+    (``BEGIN IMMEDIATE``), so a read transaction already open (authentication) is ended
+    first; PostgreSQL goes on in the open transaction (row locks are taken with
+    ``FOR UPDATE``, every statement reads committed data), which saves two round trips.
     """
     if session.in_transaction():
+        if session.get_bind().dialect.name != "sqlite":
+            return
         session.commit()  # ends the read transaction of authentication; nothing is pending
     session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
 

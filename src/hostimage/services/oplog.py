@@ -49,6 +49,11 @@ class NameCache:
         self._domains: dict[str, str] = {}
         self._projects: dict[str, str] = {}
 
+    def know(self, domain_id: str, domain_name: str, project_id: str, project_name: str) -> None:
+        """Remember names read along with an object."""
+        self._domains[domain_id] = domain_name
+        self._projects[project_id] = project_name
+
     def domain(self, domain_id: str | None) -> str | None:
         if domain_id is None:
             return None
@@ -211,6 +216,33 @@ def visible_log_filter(
         ),
     )
     return or_(*owner, visible_roots) if owner else visible_roots
+
+
+@contextmanager
+def refusals_recorded(
+    session: Session,
+    ctx: RequestContext,
+    obj: LoggedObject,
+    action: str,
+    names: NameCache | None = None,
+) -> Iterator[None]:
+    """Add a failed entry for a 403/409 refusal on a visible object to the current write
+    transaction, and mark the error ``logged``. For checks made before anything is written,
+    so that committing keeps the entry and nothing else."""
+    try:
+        yield
+    except (Forbidden, Conflict) as exc:
+        record(
+            session,
+            ctx,
+            obj,
+            action,
+            success=False,
+            notes={"error": {"code": exc.code, "detail": exc.detail}},
+            names=names,
+        )
+        exc.logged = True
+        raise
 
 
 @contextmanager

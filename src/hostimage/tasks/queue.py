@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hostimage.db.base import new_id, utcnow
 from hostimage.db.models import Task
 
 
@@ -18,8 +19,17 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     project_id: str | None = None,
 ) -> Task:
-    """Add a queued task to the session; it is committed with the change that asks for it."""
+    """Add a queued task to the session; it is committed with the change that asks for it.
+
+    Every column is set here, so that the id is known without a flush (a batch inserts all
+    its tasks in one statement).
+    """
     task = Task(
+        id=new_id(),
+        status="queued",
+        progress=0,
+        attempts=0,
+        created_at=utcnow(),
         kind=kind,
         target_type=target_type,
         target_id=target_id,
@@ -27,5 +37,4 @@ def enqueue(
         project_id=project_id,
     )
     session.add(task)
-    session.flush()
     return task

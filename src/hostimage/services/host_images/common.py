@@ -2,19 +2,65 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
-from hostimage.db.models import HostImage, Image
+from hostimage.db.models import Domain, HostImage, Image, Project
 from hostimage.db.scoping import visible
 from hostimage.domain.formats import mib_ceil
 from hostimage.domain.naming import suffixed
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
-from hostimage.errors import NotFound
+from hostimage.errors import HostImageError, NotFound
 from hostimage.services.context import RequestContext
+from hostimage.services.oplog import NameCache
+from hostimage.services.settings import three_level
+
+
+@dataclass
+class Lookups:
+    """What the items of one use case (or of one batch) look up at most once, and, in a
+    batch, the sub-image updates gathered into one statement per kind of change."""
+
+    session: Session
+    batched: bool = False
+    names: NameCache = field(init=False)
+    _three_level: bool | None = None
+    _sub_updates: dict[tuple[tuple[str, object], ...], list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.names = NameCache(self.session)
+
+    def three_level(self) -> bool:
+        if self._three_level is None:
+            self._three_level = three_level(self.session)
+        return self._three_level
+
+    def touch_subs(self, host_image_id: str, **values: object) -> None:
+        """Apply ``values`` to the host image's sub-images: now, or with the batch's others."""
+        if not self.batched:
+            touch_subs(self.session, host_image_id, **values)
+            return
+        self._sub_updates.setdefault(tuple(sorted(values.items())), []).append(host_image_id)
+
+    def write_gathered(self) -> None:
+        """Send the gathered sub-image updates (a batch calls this before committing)."""
+        for items, ids in self._sub_updates.items():
+            for start in range(0, len(ids), LOCK_CHUNK):
+                self.session.execute(
+                    update(Image)
+                    .where(Image.host_image_id.in_(ids[start : start + LOCK_CHUNK]))
+                    .values(updated_at=utcnow(), **dict(items))
+                    # Sub-image rows are not loaded by a batch: nothing in the session to sync.
+                    .execution_options(synchronize_session=False)
+                )
+        self._sub_updates.clear()
 
 
 def owner_of(hi: HostImage | Image) -> Owner:
@@ -31,17 +77,73 @@ def get_visible(session: Session, ctx: RequestContext, host_image_id: str) -> Ho
     return hi
 
 
-def lock_visible(session: Session, ctx: RequestContext, host_image_id: str) -> HostImage:
-    """Begin a write transaction and lock the visible host image's row against racing writers."""
-    begin_write(session)
-    hi = session.scalar(
-        select(HostImage)
-        .where(HostImage.id == host_image_id, visible(HostImage, ctx.principal))
-        .with_for_update()
+def _locking(ctx: RequestContext) -> Select[HostImage, str, str]:
+    # Names come along for the log entries; only the host image's row is locked.
+    return (
+        select(HostImage, Domain.name, Project.name)
+        .join(Domain, Domain.id == HostImage.domain_id)
+        .join(Project, Project.id == HostImage.project_id)
+        .where(visible(HostImage, ctx.principal))
+        .with_for_update(of=HostImage)
     )
-    if hi is None:
+
+
+def lock_visible(
+    session: Session, ctx: RequestContext, host_image_id: str, lk: Lookups | None = None
+) -> HostImage:
+    """Begin a write transaction and lock the visible host image's row against racing writers
+    (NotFound when the caller cannot see it); its owner's names go to ``lk``."""
+    begin_write(session)
+    row = session.execute(_locking(ctx).where(HostImage.id == host_image_id)).first()
+    if row is None:
         raise NotFound(f"Host image {host_image_id} not found.")
+    hi, domain_name, project_name = row
+    if lk is not None:
+        lk.names.know(hi.domain_id, domain_name, hi.project_id, project_name)
     return hi
+
+
+# Rows locked per statement: far below every database's limit on bound parameters.
+LOCK_CHUNK = 500
+
+
+def lock_many(
+    session: Session, ctx: RequestContext, ids: list[str], lk: Lookups
+) -> dict[str, HostImage]:
+    """Begin a write transaction and lock every visible host image among ``ids``, by id.
+
+    Rows are locked in id order, so two batches over overlapping images cannot deadlock;
+    ids the caller cannot see are simply absent from the answer.
+    """
+    begin_write(session)
+    found: dict[str, HostImage] = {}
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), LOCK_CHUNK):
+        chunk = ordered[start : start + LOCK_CHUNK]
+        rows = session.execute(_locking(ctx).where(HostImage.id.in_(chunk)).order_by(HostImage.id))
+        for hi, domain_name, project_name in rows:
+            lk.names.know(hi.domain_id, domain_name, hi.project_id, project_name)
+            found[hi.id] = hi
+    return found
+
+
+@contextmanager
+def committed(session: Session) -> Iterator[None]:
+    """End a one-item use case: commit what it did; on a refusal whose failed log entry was
+    recorded, commit that entry alone (the checks come before any write); roll back on
+    anything else."""
+    try:
+        yield
+    except HostImageError as exc:
+        if exc.logged:
+            session.commit()
+        else:
+            session.rollback()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
 
 
 def sub_images(session: Session, host_image_id: str) -> list[Image]:
@@ -64,7 +166,11 @@ def touch_subs(session: Session, host_image_id: str, **values: object) -> None:
 def name_taken(
     session: Session, name: str, domain_id: str, three_level: bool, exclude_id: str | None = None
 ) -> bool:
-    """Names are unique per domain with three-level permissions on, else globally."""
+    """Names are unique per domain with three-level permissions on, else globally.
+
+    Flushes first, so that names given earlier in the same transaction (a batch) count.
+    """
+    session.flush()
     q = select(HostImage.id).where(HostImage.name == name)
     if three_level:
         q = q.where(HostImage.domain_id == domain_id)

@@ -15,14 +15,14 @@ from hostimage.errors import Conflict, Invalid
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import (
+    Lookups,
+    committed,
     lock_visible,
     name_taken,
     owner_of,
     sub_images,
-    touch_subs,
     unique_name,
 )
-from hostimage.services.settings import three_level
 
 EDITABLE = (
     "name",
@@ -51,8 +51,18 @@ def update_host_image(
 ) -> HostImage:
     """Edit attributes (F3). Renaming renames the sub-images ``<name>-root``/``-data-<n>``;
     one ``update`` entry carries the field diff, none when nothing changed; a taken name → 409."""
-    hi = lock_visible(session, ctx, host_image_id)
-    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "update"):
+    lk = Lookups(session)
+    hi = lock_visible(session, ctx, host_image_id, lk)
+    with committed(session):
+        apply_update(session, ctx, hi, changes, lk)
+    return hi
+
+
+def apply_update(
+    session: Session, ctx: RequestContext, hi: HostImage, changes: dict[str, Any], lk: Lookups
+) -> bool:
+    """:func:`update_host_image` on a locked row, without committing; True when it changed."""
+    with oplog.refusals_recorded(session, ctx, oplog.of_host_image(hi), "update", lk.names):
         authorize(ctx.principal, Action.UPDATE, owner_of(hi))
         _check_mutable(hi.status)
         diff = {
@@ -61,12 +71,11 @@ def update_host_image(
             if k in EDITABLE and getattr(hi, k) != v
         }
         if "name" in diff and name_taken(
-            session, changes["name"], hi.domain_id, three_level(session), exclude_id=hi.id
+            session, changes["name"], hi.domain_id, lk.three_level(), exclude_id=hi.id
         ):
             raise Conflict(f"A host image named {changes['name']!r} exists.", code="name_taken")
     if not diff:
-        session.rollback()
-        return hi
+        return False
     for key, (_, new) in diff.items():
         setattr(hi, key, new)
     hi.updated_at = utcnow()
@@ -77,22 +86,30 @@ def update_host_image(
             sub.name = sub_image_name(hi.name, sub.idx or 0)
             sub.updated_at = hi.updated_at
         notes["renamed_sub_images"] = [s.id for s in subs]
-    oplog.record(session, ctx, oplog.of_host_image(hi), "update", notes=notes)
-    session.commit()
-    return hi
+    oplog.record(session, ctx, oplog.of_host_image(hi), "update", notes=notes, names=lk.names)
+    return True
 
 
 def set_protection(
     session: Session, ctx: RequestContext, host_image_id: str, protected: bool
 ) -> HostImage:
     """Enable or disable deletion protection (F6); logged when it changes."""
-    hi = lock_visible(session, ctx, host_image_id)
-    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "set_protection"):
+    lk = Lookups(session)
+    hi = lock_visible(session, ctx, host_image_id, lk)
+    with committed(session):
+        apply_protection(session, ctx, hi, protected, lk)
+    return hi
+
+
+def apply_protection(
+    session: Session, ctx: RequestContext, hi: HostImage, protected: bool, lk: Lookups
+) -> bool:
+    """:func:`set_protection` on a locked row, without committing; True when it changed."""
+    with oplog.refusals_recorded(session, ctx, oplog.of_host_image(hi), "set_protection", lk.names):
         authorize(ctx.principal, Action.SET_PROTECTION, owner_of(hi))
         _check_mutable(hi.status)
     if hi.protected == protected:
-        session.rollback()
-        return hi
+        return False
     old, hi.protected, hi.updated_at = hi.protected, protected, utcnow()
     oplog.record(
         session,
@@ -100,9 +117,9 @@ def set_protection(
         oplog.of_host_image(hi),
         "set_protection",
         notes={"changes": {"protected": [old, protected]}},
+        names=lk.names,
     )
-    session.commit()
-    return hi
+    return True
 
 
 def change_project(
@@ -113,9 +130,19 @@ def change_project(
     Sysadmin anywhere; domain admin within its domain; refused (409) while shared. The name
     is made unique in the target namespace.
     """
-    hi = lock_visible(session, ctx, host_image_id)
+    lk = Lookups(session)
+    hi = lock_visible(session, ctx, host_image_id, lk)
+    with committed(session):
+        apply_change_project(session, ctx, hi, project_id, lk)
+    return hi
+
+
+def apply_change_project(
+    session: Session, ctx: RequestContext, hi: HostImage, project_id: str, lk: Lookups
+) -> bool:
+    """:func:`change_project` on a locked row, without committing; True when it moved."""
     target = session.get(Project, project_id)
-    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "change_project"):
+    with oplog.refusals_recorded(session, ctx, oplog.of_host_image(hi), "change_project", lk.names):
         if target is None:
             authorize(ctx.principal, Action.CHANGE_PROJECT, owner_of(hi))
             raise Invalid(f"Unknown project {project_id}.", code="unknown_project")
@@ -131,15 +158,14 @@ def change_project(
         if hi.status == "saving":
             raise Conflict("The host image is being saved.", code="saving")
     if target.id == hi.project_id:
-        session.rollback()
-        return hi
+        return False
     old = {"project_id": hi.project_id, "domain_id": hi.domain_id, "name": hi.name}
-    if target.domain_id != hi.domain_id and three_level(session):
+    if target.domain_id != hi.domain_id and lk.three_level():
         # Names are unique per domain only with three-level on; elsewhere they stay unique.
         hi.name = unique_name(session, hi.name, target.domain_id, True, hi.id)
     renamed = hi.name != old["name"]
     hi.project_id, hi.domain_id, hi.updated_at = target.id, target.domain_id, utcnow()
-    touch_subs(session, hi.id, project_id=target.id, domain_id=target.domain_id)
+    lk.touch_subs(hi.id, project_id=target.id, domain_id=target.domain_id)
     if renamed:
         for sub in sub_images(session, hi.id):
             sub.name = sub_image_name(hi.name, sub.idx or 0)
@@ -152,6 +178,6 @@ def change_project(
             "old": old,
             "new": {"project_id": target.id, "domain_id": target.domain_id, "name": hi.name},
         },
+        names=lk.names,
     )
-    session.commit()
-    return hi
+    return True

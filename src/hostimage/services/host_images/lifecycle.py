@@ -19,12 +19,13 @@ from hostimage.errors import Conflict, Invalid, ValidationFailed
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import (
+    Lookups,
+    committed,
     lock_visible,
     name_taken,
     owner_of,
     refresh_derived,
     sub_images,
-    touch_subs,
     unique_name,
 )
 from hostimage.services.host_images.read import detail
@@ -134,18 +135,25 @@ def delete_host_image(session: Session, ctx: RequestContext, host_image_id: str)
 
     Protected → 409 ``protected``. Returns ``{task_id, host_image_id}``.
     """
-    hi = lock_visible(session, ctx, host_image_id)
-    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), "delete"):
+    lk = Lookups(session)
+    hi = lock_visible(session, ctx, host_image_id, lk)
+    with committed(session):
+        task_id = apply_delete(session, ctx, hi, lk)
+    return {"task_id": task_id, "host_image_id": hi.id}
+
+
+def apply_delete(session: Session, ctx: RequestContext, hi: HostImage, lk: Lookups) -> str:
+    """:func:`delete_host_image` on a locked row, without committing; the purge task's id."""
+    with oplog.refusals_recorded(session, ctx, oplog.of_host_image(hi), "delete", lk.names):
         authorize(ctx.principal, Action.DELETE, owner_of(hi))
         refusal = delete_refusal(hi.protected, ImageStatus(hi.status))
         if refusal:
             raise Conflict(refusal[1], code=refusal[0])
     hi.status, hi.updated_at = ImageStatus.DELETING.value, utcnow()
-    touch_subs(session, hi.id, status=ImageStatus.DELETING.value)
-    oplog.record(session, ctx, oplog.of_host_image(hi), "delete")
+    lk.touch_subs(hi.id, status=ImageStatus.DELETING.value)
+    oplog.record(session, ctx, oplog.of_host_image(hi), "delete", names=lk.names)
     task = enqueue(session, "delete_host_image", "host_image", hi.id, project_id=hi.project_id)
-    session.commit()
-    return {"task_id": task.id, "host_image_id": hi.id}
+    return task.id
 
 
 def purge_host_image(session: Session, storage: Storage, host_image_id: str) -> None:

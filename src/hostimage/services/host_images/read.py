@@ -9,14 +9,16 @@ from typing import Any, cast
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
+from hostimage.db import revision
 from hostimage.db.models import Domain, FormatCopy, HostImage, Image, Project, Share
-from hostimage.db.scoping import view_filter
+from hostimage.db.scoping import view_filter, view_key
 from hostimage.domain.permissions import Action, allowed
 from hostimage.domain.status import ImageStatus, delete_refusal
 from hostimage.domain.tenancy import View
 from hostimage.errors import ValidationFailed
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import get_visible, owner_of
+from hostimage.services.host_images.totals import TOTALS
 
 ORDERABLE = {
     "name": HostImage.name,
@@ -210,20 +212,40 @@ def list_host_images(session: Session, ctx: RequestContext, q: ListQuery) -> dic
         if value is not None:
             conds.append(column == value)
     where = and_(*conds)
-    total = session.scalar(select(func.count()).select_from(HostImage).where(where)) or 0
     col = ORDERABLE[q.order_by]
     ordering = (
         (col.desc(), HostImage.id.desc()) if q.order == "desc" else (col.asc(), HostImage.id.asc())
     )
+    # The revision comes with the rows (same round trip, same snapshot) and keys the total.
     rows = session.execute(
         _with_names(select(HostImage))
+        .add_columns(revision.current())
         .where(where)
         .order_by(*ordering)
         .limit(q.limit)
         .offset(q.offset)
     ).all()
+    key = (
+        view_key(ctx.principal, q.view),
+        q.name,
+        q.status,
+        q.project_id,
+        q.domain_id,
+        q.os_type,
+        q.protected,
+        q.share_scope,
+        q.is_standard,
+    )
+    rev = rows[0][3] if rows else None
+    total = TOTALS.get(key, rev) if rev is not None else None
+    if total is None:
+        total = session.scalar(select(func.count()).select_from(HostImage).where(where)) or 0
+        if rev is not None:
+            TOTALS.put(key, rev, total)
     return {
-        "items": serialize_many(session, ctx, cast(list[tuple[HostImage, str, str]], list(rows))),
+        "items": serialize_many(
+            session, ctx, [cast(tuple[HostImage, str, str], tuple(r[:3])) for r in rows]
+        ),
         "total": total,
         "limit": q.limit,
         "offset": q.offset,

@@ -20,8 +20,7 @@ from hostimage.domain.sharing import (
 from hostimage.errors import Conflict, Invalid
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
-from hostimage.services.host_images.common import lock_visible, owner_of
-from hostimage.services.settings import three_level
+from hostimage.services.host_images.common import Lookups, committed, lock_visible, owner_of
 
 
 def current_share(session: Session, hi: HostImage) -> ShareState:
@@ -72,7 +71,23 @@ def share_host_image(
 ) -> HostImage:
     """Set the share scope (five console choices); the sub-images follow in the same
     transaction. The caller must reach both the new scope and the current one."""
-    hi = lock_visible(session, ctx, host_image_id)
+    lk = Lookups(session)
+    hi = lock_visible(session, ctx, host_image_id, lk)
+    with committed(session):
+        apply_share(session, ctx, hi, scope, project_ids, domain_ids, lk)
+    return hi
+
+
+def apply_share(
+    session: Session,
+    ctx: RequestContext,
+    hi: HostImage,
+    scope: str,
+    project_ids: list[str] | None,
+    domain_ids: list[str] | None,
+    lk: Lookups,
+) -> bool:
+    """:func:`share_host_image` on a locked row, without committing; True when it changed."""
     owner = owner_of(hi)
     try:
         scope_enum = ShareScope(scope)
@@ -81,15 +96,14 @@ def share_host_image(
     wanted = normalize_request(owner, scope_enum, project_ids, domain_ids)
     current = current_share(session, hi)
     action = share_action(wanted)
-    with oplog.refusals_logged(session, ctx, oplog.of_host_image(hi), action):
+    with oplog.refusals_recorded(session, ctx, oplog.of_host_image(hi), action, lk.names):
         authorize_share(ctx.principal, owner, current, wanted)
         if hi.status == "deleting":
             raise Conflict("The host image is being deleted.", code="deleting")
-    validate_share(wanted, three_level(session))
+    validate_share(wanted, lk.three_level())
     _check_targets(session, hi, wanted)
     if wanted == current:
-        session.rollback()
-        return hi
+        return False
     _apply(session, hi, wanted)
     oplog.record(
         session,
@@ -100,9 +114,9 @@ def share_host_image(
             "old": _state_notes(current),
             "new": _state_notes(wanted),
         },
+        names=lk.names,
     )
-    session.commit()
-    return hi
+    return True
 
 
 def _apply(session: Session, hi: HostImage, state: ShareState) -> None:

@@ -1,0 +1,71 @@
+"""Which committed change the catalogue is at, so that list totals can be cached exactly.
+
+Every session notes whether it changed a host-image row (ORM flush or a bulk statement);
+after such a session commits, the revision row is bumped in its own short statement. A
+count taken at revision ``r`` (read in or before the count's snapshot) is valid while the
+revision is still ``r``: a writer bumps only after its commit, so any change a cached count
+misses is followed by a bump. Bumping after commit (not inside the transaction) keeps the
+single counter row from serializing writers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, ScalarSelect, event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
+
+from hostimage.db.models import CatalogueRevision, HostImage
+
+_CHANGED = "catalogue_changed"
+
+
+def current() -> ScalarSelect[int]:
+    """A scalar subquery reading the revision; add it as a column to a query to read it in
+    the same round trip (and snapshot) as the rows."""
+    return select(CatalogueRevision.revision).where(CatalogueRevision.id == 1).scalar_subquery()
+
+
+def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, HostImage):
+            session.info[_CHANGED] = True
+            return
+
+
+def _do_orm_execute(state: ORMExecuteState) -> None:
+    writes = state.is_update or state.is_delete or state.is_insert
+    mapper = state.bind_mapper
+    if writes and mapper is not None and mapper.class_ is HostImage:
+        state.session.info[_CHANGED] = True
+
+
+def _after_commit(session: Session) -> None:
+    if not session.info.pop(_CHANGED, False):
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    # A fresh autocommit statement: the session's own transaction has ended.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(
+            update(CatalogueRevision)
+            .where(CatalogueRevision.id == 1)
+            .values(revision=CatalogueRevision.revision + 1)
+        )
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+def track(factory: sessionmaker[Session]) -> None:
+    """Bump the revision after every commit of a session made by ``factory`` that changed
+    host images."""
+    listeners: list[tuple[str, Any]] = [
+        ("after_flush", _after_flush),
+        ("do_orm_execute", _do_orm_execute),
+        ("after_commit", _after_commit),
+        ("after_rollback", _after_rollback),
+    ]
+    for name, fn in listeners:
+        event.listen(factory, name, fn)
