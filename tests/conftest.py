@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
+from hostimage.db import revision
 from hostimage.db.base import Base
 from hostimage.db.engine import make_engine
 from hostimage.db.migrate import upgrade
@@ -85,18 +86,16 @@ def database(
 
 
 def wipe(engine: Engine) -> None:
-    """Empty every table (fast, keeps the migrated schema). The catalogue revision row stays
-    and is bumped, as every change to host images made outside the app's sessions must do."""
-    tables = [
-        t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "catalogue_revision"
-    ]
+    """Empty every table (fast, keeps the migrated schema). The catalogue revision is
+    bumped, as every change to host images made outside the app's sessions must do."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
             for t in tables:
                 conn.execute(text(f"DELETE FROM {t}"))
-        conn.execute(text("UPDATE catalogue_revision SET revision = revision + 1"))
+        revision.bump(conn)
 
 
 @pytest.fixture()

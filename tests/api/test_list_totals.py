@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from hostimage.db import revision
 from hostimage.db.engine import make_session_factory, session_scope
-from hostimage.db.models import CatalogueRevision, HostImage
+from hostimage.db.models import HostImage
 from tests.api.conftest import World
 from tests.api.helpers_rbac import StatementCounter
 
@@ -23,7 +24,7 @@ def _total(w: World, **params: Any) -> int:
 
 def _revision(engine: Engine) -> int:
     with session_scope(make_session_factory(engine)) as s:
-        return int(s.scalar(select(CatalogueRevision.revision)) or 0)
+        return revision.read(s)
 
 
 def _counts(engine: Engine, **where: Any) -> int:

@@ -5,13 +5,11 @@ from hostimage.db.models.host_images import HostImage, Share
 from hostimage.db.models.identity import Domain, Project, RoleAssignment, Token, User
 from hostimage.db.models.images import Image
 from hostimage.db.models.oplog import LogEntry
-from hostimage.db.models.revision import CatalogueRevision
 from hostimage.db.models.servers import Server, ServerDisk
 from hostimage.db.models.settings import SettingRow
 from hostimage.db.models.tasks import Task
 
 __all__ = [
-    "CatalogueRevision",
     "Domain",
     "FormatCopy",
     "HostImage",

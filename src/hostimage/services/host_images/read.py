@@ -219,7 +219,7 @@ def list_host_images(session: Session, ctx: RequestContext, q: ListQuery) -> dic
     # The revision comes with the rows (same round trip, same snapshot) and keys the total.
     rows = session.execute(
         _with_names(select(HostImage))
-        .add_columns(revision.current())
+        .add_columns(revision.current(session))
         .where(where)
         .order_by(*ordering)
         .limit(q.limit)
