@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -361,9 +362,13 @@ def row(page: Any, name: str) -> Any:
 
 
 def search(page: Any, text: str) -> None:
+    """Search the host-image list by name and wait for the answer to that search (the rows on
+    screen before it may already match, with the total of the previous list)."""
     box = page.locator("input[data-testid=hi-search], [data-testid=hi-search] input").first
     box.fill(text)
-    box.press("Enter")
+    wanted = "name=" + urlencode({"": text})[1:]
+    with page.expect_response(lambda r: "/api/v1/host-images?" in r.url and wanted in r.url):
+        box.press("Enter")
     page.wait_for_selector(f"[data-testid=host-image-table] [data-name^='{text}']")
 
 

@@ -160,7 +160,7 @@ def test_list_paging_sorting_filters_columns_export(
     search(page, "pg-")
     table = page.locator("[data-testid=host-image-table]")
     wait_until(lambda: table.locator("tbody tr.ant-table-row").count() == 20)
-    assert "共 23 条" in page.locator(".ant-pagination").inner_text()
+    wait_until(lambda: "共 23 条" in page.locator(".ant-pagination").inner_text())
 
     # Budget: a page of 20 on screen within 300 ms of the API's answer, as the median of five
     # loads. Another test's VM (qemu under libguestfs) may hold the CPU for a while: a round
