@@ -126,9 +126,7 @@ def get_host_image(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict
 def update(
     host_image_id: str, body: HostImagePatch, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return read.detail(
-        session, ctx, edit.update_host_image(session, ctx, host_image_id, body.changes())
-    )
+    return edit.update_host_image(session, ctx, host_image_id, body.changes())
 
 
 @router.delete("/{host_image_id}", response_model=DeleteAccepted, status_code=202)
@@ -140,28 +138,23 @@ def delete(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, An
 def set_share(
     host_image_id: str, body: ShareBody, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    hi = share.share_host_image(
+    return share.share_host_image(
         session, ctx, host_image_id, body.scope, body.project_ids, body.domain_ids
     )
-    return read.detail(session, ctx, hi)
 
 
 @router.post("/{host_image_id}/change-project", response_model=HostImageOut)
 def change_project(
     host_image_id: str, body: ChangeProjectBody, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return read.detail(
-        session, ctx, edit.change_project(session, ctx, host_image_id, body.project_id)
-    )
+    return edit.change_project(session, ctx, host_image_id, body.project_id)
 
 
 @router.post("/{host_image_id}/protection", response_model=HostImageOut)
 def protection(
     host_image_id: str, body: ProtectionBody, session: SessionDep, ctx: CtxDep
 ) -> dict[str, Any]:
-    return read.detail(
-        session, ctx, edit.set_protection(session, ctx, host_image_id, body.protected)
-    )
+    return edit.set_protection(session, ctx, host_image_id, body.protected)
 
 
 @router.get("/{host_image_id}/sub-images", response_model=SubImageList)

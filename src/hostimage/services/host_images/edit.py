@@ -23,6 +23,7 @@ from hostimage.services.host_images.common import (
     sub_images,
     unique_name,
 )
+from hostimage.services.host_images.read import detail
 
 EDITABLE = (
     "name",
@@ -48,14 +49,15 @@ def _check_mutable(status: str) -> None:
 
 def update_host_image(
     session: Session, ctx: RequestContext, host_image_id: str, changes: dict[str, Any]
-) -> HostImage:
+) -> dict[str, Any]:
     """Edit attributes (F3). Renaming renames the sub-images ``<name>-root``/``-data-<n>``;
     one ``update`` entry carries the field diff, none when nothing changed; a taken name → 409."""
     lk = Lookups(session)
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_update(session, ctx, hi, changes, lk)
-    return hi
+        answer = detail(session, ctx, hi, lk.names)
+    return answer
 
 
 def apply_update(
@@ -92,13 +94,14 @@ def apply_update(
 
 def set_protection(
     session: Session, ctx: RequestContext, host_image_id: str, protected: bool
-) -> HostImage:
+) -> dict[str, Any]:
     """Enable or disable deletion protection (F6); logged when it changes."""
     lk = Lookups(session)
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_protection(session, ctx, hi, protected, lk)
-    return hi
+        answer = detail(session, ctx, hi, lk.names)
+    return answer
 
 
 def apply_protection(
@@ -124,7 +127,7 @@ def apply_protection(
 
 def change_project(
     session: Session, ctx: RequestContext, host_image_id: str, project_id: str
-) -> HostImage:
+) -> dict[str, Any]:
     """Move a host image, its sub-images and their data to another project (F5).
 
     Sysadmin anywhere; domain admin within its domain; refused (409) while shared. The name
@@ -134,7 +137,8 @@ def change_project(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_change_project(session, ctx, hi, project_id, lk)
-    return hi
+        answer = detail(session, ctx, hi, lk.names)
+    return answer
 
 
 def apply_change_project(

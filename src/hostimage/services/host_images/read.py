@@ -19,6 +19,7 @@ from hostimage.errors import ValidationFailed
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import get_visible, owner_of
 from hostimage.services.host_images.totals import TOTALS
+from hostimage.services.oplog import NameCache
 
 ORDERABLE = {
     "name": HostImage.name,
@@ -152,14 +153,21 @@ def get_host_image(session: Session, ctx: RequestContext, host_image_id: str) ->
     return detail(session, ctx, hi)
 
 
-def detail(session: Session, ctx: RequestContext, hi: HostImage) -> dict[str, Any]:
-    """Serialize one host image already loaded by a use case."""
-    row = session.execute(
-        select(Project.name, Domain.name)
-        .join(Domain, Domain.id == Project.domain_id)
-        .where(Project.id == hi.project_id)
-    ).one()
-    return serialize_many(session, ctx, [(hi, row[1], row[0])])[0]
+def detail(
+    session: Session, ctx: RequestContext, hi: HostImage, names: NameCache | None = None
+) -> dict[str, Any]:
+    """Serialize one host image already loaded by a use case, with what the use case has not
+    flushed yet; owner names from ``names`` when the use case has them."""
+    session.flush()
+    if names is not None:
+        domain_name, project_name = names.domain(hi.domain_id), names.project(hi.project_id)
+    else:
+        project_name, domain_name = session.execute(
+            select(Project.name, Domain.name)
+            .join(Domain, Domain.id == Project.domain_id)
+            .where(Project.id == hi.project_id)
+        ).one()
+    return serialize_many(session, ctx, [(hi, domain_name or "", project_name or "")])[0]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from hostimage.errors import Conflict, Invalid
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import Lookups, committed, lock_visible, owner_of
+from hostimage.services.host_images.read import detail
 
 
 def current_share(session: Session, hi: HostImage) -> ShareState:
@@ -68,14 +69,15 @@ def share_host_image(
     scope: str,
     project_ids: list[str] | None = None,
     domain_ids: list[str] | None = None,
-) -> HostImage:
+) -> dict[str, Any]:
     """Set the share scope (five console choices); the sub-images follow in the same
     transaction. The caller must reach both the new scope and the current one."""
     lk = Lookups(session)
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_share(session, ctx, hi, scope, project_ids, domain_ids, lk)
-    return hi
+        answer = detail(session, ctx, hi, lk.names)
+    return answer
 
 
 def apply_share(
