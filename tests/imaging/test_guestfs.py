@@ -8,6 +8,7 @@ without any launch.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from diskfactory import (
     require_tools,
 )
 
-from hostimage.imaging import guestfs
+from hostimage.imaging import guestfish, guestfs
 from hostimage.imaging.guestfs import GuestfsError, GuestfsLimits, IdentityError
 from hostimage.imaging.passwords import sha512_crypt
 
@@ -196,11 +197,35 @@ def test_blank_disk_is_skipped(tmp_path: Path) -> None:
     assert disk.read_bytes() == bytes(8 << 20)
 
 
-def test_launch_timeout_leaves_no_process_behind(tmp_path: Path) -> None:
+def test_launch_timeout_leaves_no_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A KVM attempt that times out turns KVM off for the process: keep that to this test.
+    monkeypatch.setattr(guestfish, "_kvm_broken", guestfish._kvm_broken)
     disk = build_data_disk(tmp_path / "slow.raw", kind="blank", size=8 << 20)
     with pytest.raises(GuestfsError, match=r"did not finish within 1\.0 seconds"):
         guestfs.clean_identity(disk, "raw", limits=GuestfsLimits(launch_timeout=1.0))
     # SIGKILL is asynchronous: give the killed appliance a moment to disappear.
+    deadline = time.monotonic() + 10
+    while processes_using(disk) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_using(disk) == []
+
+
+def test_a_kvm_launch_that_does_not_finish_falls_back_to_tcg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On hosts where /dev/kvm is there but never starts an appliance, a KVM launch is given
+    up after ``kvm_launch_timeout`` and retried with TCG. Here 0.5 s, too short for any
+    launch, so the fallback is exercised whether or not KVM works on this host."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("no usable /dev/kvm on this host: launches use TCG directly")
+    monkeypatch.delenv("LIBGUESTFS_BACKEND_SETTINGS", raising=False)
+    monkeypatch.setattr(guestfish, "_kvm_broken", False)
+    disk = build_data_disk(tmp_path / "kvm.raw", kind="blank", size=8 << 20)
+    report = guestfs.clean_identity(disk, "raw", limits=GuestfsLimits(kvm_launch_timeout=0.5))
+    assert report.root_filesystem is None and report.skipped_reason
+    assert guestfish._kvm_broken is True
     deadline = time.monotonic() + 10
     while processes_using(disk) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -27,6 +27,10 @@ class GuestfsLimits:
     appliance (guestfish server and its qemu) may use in total."""
 
     launch_timeout: float = 600.0
+    # KVM starts an appliance in seconds when it works; on some hosts (nested or
+    # para-virtualised KVM) /dev/kvm is there but a launch never finishes. After this long
+    # the launch is retried with TCG, and this process uses TCG from then on.
+    kvm_launch_timeout: float = 120.0
     command_timeout: float = 300.0
     cpu_seconds: int | None = 3600
 
@@ -76,13 +80,18 @@ class Guestfish:
             qemu_img.info(self._path, self._fmt)
             chosen = os.environ.get("LIBGUESTFS_BACKEND_SETTINGS")
             kvm = chosen is None and not _kvm_broken and os.access("/dev/kvm", os.R_OK | os.W_OK)
+            full = self._limits.launch_timeout
             try:
-                self._launch(chosen if chosen is not None else ("" if kvm else "force_tcg"))
+                if kvm:
+                    self._launch("", min(self._limits.kvm_launch_timeout, full))
+                else:
+                    self._launch(chosen if chosen is not None else "force_tcg", full)
             except GuestfsError:
-                if not kvm or self._hung:
+                if not kvm:
                     raise
+                # A failed or hung KVM launch: _launch stops (or kills) that server first.
                 _kvm_broken = True
-                self._launch("force_tcg")
+                self._launch("force_tcg", full)
         except BaseException:
             self.close()
             raise
@@ -96,7 +105,7 @@ class Guestfish:
     ) -> None:
         self.close()
 
-    def _launch(self, settings: str) -> None:
+    def _launch(self, settings: str, timeout: float) -> None:
         self._stop_server()
         # Debug and trace output would flood the server log that errors are read from;
         # the backend settings are the ones chosen by the caller.
@@ -119,7 +128,7 @@ class Guestfish:
         with contextlib.suppress(ProcessLookupError):
             group = os.getpgid(self._pid)
             self._pgid = group if group != os.getpgrp() else 0
-        self.call("run", timeout=self._limits.launch_timeout)
+        self.call("run", timeout=timeout)
 
     def call(self, command: str, *args: str, timeout: float | None = None) -> str:
         """Run one command; return its stdout; raise ``GuestfsError`` if it failed."""
