@@ -232,17 +232,21 @@ def refusals_recorded(
     try:
         yield
     except (Forbidden, Conflict) as exc:
-        record(
-            session,
-            ctx,
-            obj,
-            action,
-            success=False,
-            notes={"error": {"code": exc.code, "detail": exc.detail}},
-            names=names,
-        )
-        exc.logged = True
+        _record_refusal(session, ctx, obj, action, exc, names)
         raise
+
+
+def _record_refusal(
+    session: Session,
+    ctx: RequestContext,
+    obj: LoggedObject,
+    action: str,
+    exc: Forbidden | Conflict,
+    names: NameCache | None = None,
+) -> None:
+    notes = {"error": {"code": exc.code, "detail": exc.detail}}
+    record(session, ctx, obj, action, success=False, notes=notes, names=names)
+    exc.logged = True
 
 
 @contextmanager
@@ -255,13 +259,6 @@ def refusals_logged(
     except (Forbidden, Conflict) as exc:
         session.rollback()
         begin_write(session)  # the entry's name lookups must not upgrade a read transaction
-        record(
-            session,
-            ctx,
-            obj,
-            action,
-            success=False,
-            notes={"error": {"code": exc.code, "detail": exc.detail}},
-        )
+        _record_refusal(session, ctx, obj, action, exc)
         session.commit()
         raise

@@ -31,12 +31,7 @@ def task_dict(task: Task) -> dict[str, Any]:
 
 def get_task(session: Session, ctx: RequestContext, task_id: str) -> dict[str, Any]:
     """A task of a project the caller works in or administers (404 otherwise)."""
-    task = session.get(Task, task_id)
-    p = ctx.principal
-    if task is not None and not p.is_sysadmin and task.project_id != p.project_id:
-        project = session.get(Project, task.project_id) if task.project_id else None
-        if project is None or not p.is_domain_admin(project.domain_id):
-            task = None
+    task = session.scalar(select(Task).where(Task.id == task_id, _visible(ctx.principal)))
     if task is None:
         raise NotFound(f"Task {task_id} not found.")
     return task_dict(task)

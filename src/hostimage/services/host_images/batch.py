@@ -101,8 +101,7 @@ def run_batch(
             except HostImageError as exc:
                 results.append(_failure(item_id, exc))
                 continue
-            result: dict[str, Any] = {"id": item_id, "ok": True, "status": ok_status}
-            result["error"] = None
+            result: dict[str, Any] = {"id": item_id, "ok": True, "status": ok_status, "error": None}
             if task_id is not None:
                 result["task_id"] = task_id
             results.append(result)

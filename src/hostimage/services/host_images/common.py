@@ -45,21 +45,14 @@ class Lookups:
     def touch_subs(self, host_image_id: str, **values: object) -> None:
         """Apply ``values`` to the host image's sub-images: now, or with the batch's others."""
         if not self.batched:
-            touch_subs(self.session, host_image_id, **values)
+            touch_subs(self.session, [host_image_id], **values)
             return
         self._sub_updates.setdefault(tuple(sorted(values.items())), []).append(host_image_id)
 
     def write_gathered(self) -> None:
         """Send the gathered sub-image updates (a batch calls this before committing)."""
         for items, ids in self._sub_updates.items():
-            for start in range(0, len(ids), LOCK_CHUNK):
-                self.session.execute(
-                    update(Image)
-                    .where(Image.host_image_id.in_(ids[start : start + LOCK_CHUNK]))
-                    .values(updated_at=utcnow(), **dict(items))
-                    # Sub-image rows are not loaded by a batch: nothing in the session to sync.
-                    .execution_options(synchronize_session=False)
-                )
+            touch_subs(self.session, ids, **dict(items))
         self._sub_updates.clear()
 
 
@@ -154,13 +147,15 @@ def sub_images(session: Session, host_image_id: str) -> list[Image]:
     )
 
 
-def touch_subs(session: Session, host_image_id: str, **values: object) -> None:
-    """Apply ``values`` to every sub-image of the host image in one statement."""
-    session.execute(
-        update(Image)
-        .where(Image.host_image_id == host_image_id)
-        .values(updated_at=utcnow(), **values)
-    )
+def touch_subs(session: Session, host_image_ids: list[str], **values: object) -> None:
+    """Apply ``values`` to every sub-image of the host images, one statement per 500."""
+    now = utcnow()
+    for start in range(0, len(host_image_ids), LOCK_CHUNK):
+        session.execute(
+            update(Image)
+            .where(Image.host_image_id.in_(host_image_ids[start : start + LOCK_CHUNK]))
+            .values(updated_at=now, **values)
+        )
 
 
 def name_taken(
