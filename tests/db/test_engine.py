@@ -53,7 +53,8 @@ def test_concurrent_writers_in_one_process_all_commit(sqlite_url: str) -> None:
         t.join(timeout=120)
     assert not errors, errors
     with factory() as s:
-        assert s.get(SettingRow, "counter").value == threads * per_thread  # type: ignore[union-attr]
+        counter = s.get(SettingRow, "counter")
+        assert counter is not None and counter.value == threads * per_thread
         assert len(s.scalars(select(SettingRow.key)).all()) == 1 + threads * per_thread
     assert time.monotonic() - started < 120
     engine.dispose()
