@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     token_ttl_seconds: int = 12 * 3600
     max_upload_bytes: int = 64 * 1024**3
+    # Use cases one API process runs at once (the others wait their turn, in order). The
+    # work is mostly Python holding the GIL: more threads only take turns more often.
+    api_threads: int = Field(default=4, ge=1)
     sql_echo: bool = False
     disks_dir: Path | None = None
     work_dir: Path | None = None

@@ -1,36 +1,25 @@
-"""Request-scoped dependencies: the database session, storage, the caller's context."""
+"""Request-scoped dependencies: the use-case runner, and for streaming routes the session,
+storage and caller's context."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from hostimage.db.engine import begin_read
 from hostimage.services.auth import authenticate
 from hostimage.services.context import RequestContext
 from hostimage.settings import Settings
 from hostimage.storage import Storage
 
-
-def get_session(request: Request) -> Iterator[Session]:
-    session: Session = request.app.state.session_factory()
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_storage(request: Request) -> Storage:
-    storage: Storage = request.app.state.storage
-    return storage
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def bearer(request: Request) -> str | None:
@@ -43,9 +32,87 @@ def request_id(request: Request) -> str:
     return request.headers.get("x-request-id") or uuid.uuid4().hex
 
 
+class Runner:
+    """Runs a request's use case in one worker-thread hop: open a session, authenticate the
+    bearer token, call the use case, close the session (rolling back what it did not commit).
+    The session reads without a transaction until the use case calls ``begin_write``.
+
+    One hop instead of one per dependency: each hop is a thread hand-off and a wake-up of
+    the event loop, which cost more CPU than a short use case itself.
+    """
+
+    def __init__(self, request: Request, limiter: anyio.CapacityLimiter) -> None:
+        self.limiter = limiter
+        self.factory: sessionmaker[Session] = request.app.state.session_factory
+        self.token = bearer(request)
+        self.request_id = request_id(request)
+        self.client_ip = request.client.host if request.client else None
+
+    async def __call__(
+        self,
+        use_case: Callable[Concatenate[Session, RequestContext, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``use_case(session, ctx, *args, **kwargs)`` for the authenticated caller."""
+        return await anyio.to_thread.run_sync(
+            self._authenticated, use_case, args, kwargs, limiter=self.limiter
+        )
+
+    async def anonymous(
+        self, use_case: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``use_case(session, *args, **kwargs)`` without a caller (login)."""
+        return await anyio.to_thread.run_sync(
+            self._anonymous, use_case, args, kwargs, limiter=self.limiter
+        )
+
+    def _authenticated(self, use_case: Callable[..., T], args: Any, kwargs: Any) -> T:
+        with self.factory() as session:
+            begin_read(session)
+            ctx = RequestContext(
+                principal=authenticate(session, self.token),
+                request_id=self.request_id,
+                client_ip=self.client_ip,
+            )
+            return use_case(session, ctx, *args, **kwargs)
+
+    def _anonymous(self, use_case: Callable[..., T], args: Any, kwargs: Any) -> T:
+        with self.factory() as session:
+            begin_read(session)
+            return use_case(session, *args, **kwargs)
+
+
+async def get_runner(request: Request) -> Runner:
+    state = request.app.state
+    # Made here, inside the event loop it belongs to.
+    if getattr(state, "use_case_limiter", None) is None:
+        state.use_case_limiter = anyio.CapacityLimiter(state.settings.api_threads)
+    return Runner(request, state.use_case_limiter)
+
+
+# Streaming routes (upload, download, export) hold a session for the life of the stream.
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    return storage
+
+
 def get_ctx(request: Request, session: Annotated[Session, Depends(get_session)]) -> RequestContext:
-    # The read transaction goes on into the use case: a writing use case starts its own
-    # (``begin_write``), a reading one saves a COMMIT and a BEGIN round trip.
     principal = authenticate(session, bearer(request))
     return RequestContext(
         principal=principal,
@@ -54,6 +121,7 @@ def get_ctx(request: Request, session: Annotated[Session, Depends(get_session)])
     )
 
 
+Run = Annotated[Runner, Depends(get_runner)]
 SessionDep = Annotated[Session, Depends(get_session)]
 CtxDep = Annotated[RequestContext, Depends(get_ctx)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

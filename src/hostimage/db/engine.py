@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from hostimage.db import revision
 
@@ -102,18 +102,54 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     host images (see :mod:`hostimage.db.revision`)."""
     factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
     revision.track(factory)
+    event.listen(factory, "before_flush", _refuse_flush_while_reading)
+    event.listen(factory, "do_orm_execute", _refuse_dml_while_reading)
     return factory
+
+
+_READING = "autocommit_read"
+
+
+class WriteWithoutTransaction(RuntimeError):
+    """A use case wrote in a session started with :func:`begin_read` without calling
+    :func:`begin_write` first: its statements would have committed one by one."""
+
+
+def begin_read(session: Session) -> None:
+    """Run the session's statements without a transaction until :func:`begin_write`.
+
+    A request that only reads then costs no BEGIN and no ROLLBACK round trip; each
+    statement sees the data committed when it starts, as in a READ COMMITTED transaction.
+    Call before the session's first statement. Writing before :func:`begin_write` raises
+    :class:`WriteWithoutTransaction` instead of committing statement by statement.
+    """
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[_READING] = True
+
+
+def _refuse_flush_while_reading(session: Session, *_: Any) -> None:
+    if session.info.get(_READING) and (session.new or session.dirty or session.deleted):
+        raise WriteWithoutTransaction("begin_write() must come before the first change.")
+
+
+def _refuse_dml_while_reading(state: ORMExecuteState) -> None:
+    if state.session.info.get(_READING) and (state.is_insert or state.is_update or state.is_delete):
+        raise WriteWithoutTransaction("begin_write() must come before the first change.")
 
 
 def begin_write(session: Session) -> None:
     """Make the session's transaction a write transaction.
 
-    Call first in a use case that will write. SQLite must take its write lock up front
-    (``BEGIN IMMEDIATE``), so a read transaction already open (authentication) is ended
-    first; PostgreSQL goes on in the open transaction (row locks are taken with
-    ``FOR UPDATE``, every statement reads committed data), which saves two round trips.
+    Call first in a use case that will write. After :func:`begin_read` (every API request)
+    the autocommit connection is handed back and a transaction begins. Otherwise SQLite
+    must take its write lock up front (``BEGIN IMMEDIATE``), so a read transaction already
+    open is ended first, while PostgreSQL goes on in the open transaction (row locks are
+    taken with ``FOR UPDATE``, every statement reads committed data).
     """
-    if session.in_transaction():
+    if session.info.get(_READING):
+        session.commit()  # hands back the autocommit connection (the guard saw no changes)
+        del session.info[_READING]
+    elif session.in_transaction():
         if session.get_bind().dialect.name != "sqlite":
             return
         session.commit()  # ends the read transaction of authentication; nothing is pending

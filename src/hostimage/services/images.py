@@ -61,6 +61,11 @@ def image_dict(img: Image) -> dict[str, Any]:
     }
 
 
+def get_image(session: Session, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+    """Details of a visible image (404 otherwise)."""
+    return image_dict(get_visible_image(session, ctx, image_id))
+
+
 def get_visible_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
     img = session.scalar(select(Image).where(Image.id == image_id, visible(Image, ctx.principal)))
     if img is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from hostimage.api.deps import CtxDep, SessionDep, SettingsDep
+from hostimage.api.deps import Run, SettingsDep
 from hostimage.api.schemas.identity import LoginBody, SwitchBody, TokenOut, WhoAmI
 from hostimage.services import auth
 
@@ -14,9 +14,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/login", response_model=TokenOut)
-def login(body: LoginBody, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    return auth.login(
-        session,
+async def login(body: LoginBody, run: Run, settings: SettingsDep) -> dict[str, Any]:
+    return await run.anonymous(
+        auth.login,
         body.username,
         body.password,
         body.domain,
@@ -26,18 +26,16 @@ def login(body: LoginBody, session: SessionDep, settings: SettingsDep) -> dict[s
 
 
 @router.post("/switch", response_model=TokenOut)
-def switch(
-    body: SwitchBody, session: SessionDep, ctx: CtxDep, settings: SettingsDep
-) -> dict[str, Any]:
-    return auth.switch_project(session, ctx, body.project_id, settings.token_ttl_seconds)
+async def switch(body: SwitchBody, run: Run, settings: SettingsDep) -> dict[str, Any]:
+    return await run(auth.switch_project, body.project_id, settings.token_ttl_seconds)
 
 
 @router.get("/whoami", response_model=WhoAmI)
-def whoami(ctx: CtxDep) -> dict[str, Any]:
-    return auth.whoami(ctx)
+async def whoami(run: Run) -> dict[str, Any]:
+    return await run(lambda _session, ctx: auth.whoami(ctx))
 
 
 @router.post("/logout", status_code=204)
-def logout(session: SessionDep, ctx: CtxDep) -> Response:
-    auth.logout(session, ctx)
+async def logout(run: Run) -> Response:
+    await run(auth.logout)
     return Response(status_code=204)

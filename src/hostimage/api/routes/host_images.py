@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from hostimage.api.deps import CtxDep, SessionDep
+from hostimage.api.deps import Run
 from hostimage.api.schemas.host_images import (
     BatchBody,
     BatchOut,
@@ -32,9 +32,8 @@ router = APIRouter(prefix="/host-images", tags=["host-images"])
 
 
 @router.get("", response_model=HostImageList)
-def list_host_images(
-    session: SessionDep,
-    ctx: CtxDep,
+async def list_host_images(
+    run: Run,
     scope: View = View.PROJECT,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -73,19 +72,18 @@ def list_host_images(
         order_by=order_by,
         order=order,
     )
-    return read.list_host_images(session, ctx, q)
+    return await run(read.list_host_images, q)
 
 
 @router.post("", response_model=HostImageOut, status_code=201)
-def compose(body: HostImageCreate, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+async def compose(body: HostImageCreate, run: Run) -> dict[str, Any]:
     attrs = body.model_dump(
         exclude={"name", "image_ids", "project_id", "generate_name"},
         exclude_none=True,
         mode="json",
     )
-    return lifecycle.compose_host_image(
-        session,
-        ctx,
+    return await run(
+        lifecycle.compose_host_image,
         body.name,
         body.image_ids,
         project_id=body.project_id,
@@ -95,9 +93,9 @@ def compose(body: HostImageCreate, session: SessionDep, ctx: CtxDep) -> dict[str
 
 
 @router.post("/batch", response_model=BatchOut)
-def run_batch(body: BatchBody, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+async def run_batch(body: BatchBody, run: Run) -> dict[str, Any]:
     """Per-item results; ``params`` are validated like the single action's body (422)."""
-    return batch.run_batch(session, ctx, body.action, body.ids, _batch_params(body))
+    return await run(batch.run_batch, body.action, body.ids, _batch_params(body))
 
 
 def _batch_params(body: BatchBody) -> dict[str, Any]:
@@ -118,57 +116,47 @@ def _batch_params(body: BatchBody) -> dict[str, Any]:
 
 
 @router.get("/{host_image_id}", response_model=HostImageOut)
-def get_host_image(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return read.get_host_image(session, ctx, host_image_id)
+async def get_host_image(host_image_id: str, run: Run) -> dict[str, Any]:
+    return await run(read.get_host_image, host_image_id)
 
 
 @router.patch("/{host_image_id}", response_model=HostImageOut)
-def update(
-    host_image_id: str, body: HostImagePatch, session: SessionDep, ctx: CtxDep
-) -> dict[str, Any]:
-    return edit.update_host_image(session, ctx, host_image_id, body.changes())
+async def update(host_image_id: str, body: HostImagePatch, run: Run) -> dict[str, Any]:
+    return await run(edit.update_host_image, host_image_id, body.changes())
 
 
 @router.delete("/{host_image_id}", response_model=DeleteAccepted, status_code=202)
-def delete(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return lifecycle.delete_host_image(session, ctx, host_image_id)
+async def delete(host_image_id: str, run: Run) -> dict[str, Any]:
+    return await run(lifecycle.delete_host_image, host_image_id)
 
 
 @router.post("/{host_image_id}/share", response_model=HostImageOut)
-def set_share(
-    host_image_id: str, body: ShareBody, session: SessionDep, ctx: CtxDep
-) -> dict[str, Any]:
-    return share.share_host_image(
-        session, ctx, host_image_id, body.scope, body.project_ids, body.domain_ids
+async def set_share(host_image_id: str, body: ShareBody, run: Run) -> dict[str, Any]:
+    return await run(
+        share.share_host_image, host_image_id, body.scope, body.project_ids, body.domain_ids
     )
 
 
 @router.post("/{host_image_id}/change-project", response_model=HostImageOut)
-def change_project(
-    host_image_id: str, body: ChangeProjectBody, session: SessionDep, ctx: CtxDep
-) -> dict[str, Any]:
-    return edit.change_project(session, ctx, host_image_id, body.project_id)
+async def change_project(host_image_id: str, body: ChangeProjectBody, run: Run) -> dict[str, Any]:
+    return await run(edit.change_project, host_image_id, body.project_id)
 
 
 @router.post("/{host_image_id}/protection", response_model=HostImageOut)
-def protection(
-    host_image_id: str, body: ProtectionBody, session: SessionDep, ctx: CtxDep
-) -> dict[str, Any]:
-    return edit.set_protection(session, ctx, host_image_id, body.protected)
+async def protection(host_image_id: str, body: ProtectionBody, run: Run) -> dict[str, Any]:
+    return await run(edit.set_protection, host_image_id, body.protected)
 
 
 @router.get("/{host_image_id}/sub-images", response_model=SubImageList)
-def sub_images(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return read.list_sub_images(session, ctx, host_image_id)
+async def sub_images(host_image_id: str, run: Run) -> dict[str, Any]:
+    return await run(read.list_sub_images, host_image_id)
 
 
 @router.post("/{host_image_id}/formats", response_model=ConvertAccepted, status_code=202)
-def request_format(
-    host_image_id: str, body: FormatBody, session: SessionDep, ctx: CtxDep
-) -> dict[str, Any]:
-    return conversions.request_format(session, ctx, host_image_id, body.format)
+async def request_format(host_image_id: str, body: FormatBody, run: Run) -> dict[str, Any]:
+    return await run(conversions.request_format, host_image_id, body.format)
 
 
 @router.get("/{host_image_id}/formats", response_model=FormatList)
-def formats(host_image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return read.list_formats(session, ctx, host_image_id)
+async def formats(host_image_id: str, run: Run) -> dict[str, Any]:
+    return await run(read.list_formats, host_image_id)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from hostimage.api.deps import CtxDep, SessionDep, SettingsDep, StorageDep
+from hostimage.api.deps import CtxDep, Run, SessionDep, SettingsDep, StorageDep
 from hostimage.api.schemas.images import (
     ImageDeleteAccepted,
     ImageIn,
@@ -28,9 +28,8 @@ router = APIRouter(prefix="/images", tags=["images"])
 
 
 @router.get("", response_model=ImageList)
-def list_images(
-    session: SessionDep,
-    ctx: CtxDep,
+async def list_images(
+    run: Run,
     scope: View = View.PROJECT,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -48,14 +47,13 @@ def list_images(
         disk_format=disk_format,
         standalone=standalone,
     )
-    return images.list_images(session, ctx, q)
+    return await run(images.list_images, q)
 
 
 @router.post("", response_model=ImageOut, status_code=201)
-def create(body: ImageIn, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return images.create_image(
-        session,
-        ctx,
+async def create(body: ImageIn, run: Run) -> dict[str, Any]:
+    return await run(
+        images.create_image,
         body.name,
         body.disk_format.value,
         description=body.description,
@@ -65,20 +63,20 @@ def create(body: ImageIn, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
 
 
 @router.get("/{image_id}", response_model=ImageOut)
-def get(image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return images.image_dict(images.get_visible_image(session, ctx, image_id))
+async def get(image_id: str, run: Run) -> dict[str, Any]:
+    return await run(images.get_image, image_id)
 
 
 @router.patch("/{image_id}", response_model=ImageOut)
-def patch(image_id: str, body: ImagePatch, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return images.update_image(
-        session, ctx, image_id, body.model_dump(exclude_unset=True, mode="json")
+async def patch(image_id: str, body: ImagePatch, run: Run) -> dict[str, Any]:
+    return await run(
+        images.update_image, image_id, body.model_dump(exclude_unset=True, mode="json")
     )
 
 
 @router.delete("/{image_id}", response_model=ImageDeleteAccepted, status_code=202)
-def delete(image_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return images.delete_image(session, ctx, image_id)
+async def delete(image_id: str, run: Run) -> dict[str, Any]:
+    return await run(images.delete_image, image_id)
 
 
 def _bridge(stream: AsyncIterator[bytes]) -> Iterator[bytes]:

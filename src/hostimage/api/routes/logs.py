@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from hostimage.api.deps import CtxDep, SessionDep
+from hostimage.api.deps import CtxDep, Run, SessionDep
 from hostimage.api.schemas.logs import LogEntryOut, LogPage
 from hostimage.db.engine import session_scope
 from hostimage.services import logs, oplog
@@ -35,10 +35,9 @@ def _query(
 
 
 @router.get("/host-images/{host_image_id}/logs", response_model=LogPage)
-def host_image_logs(
+async def host_image_logs(
     host_image_id: str,
-    session: SessionDep,
-    ctx: CtxDep,
+    run: Run,
     limit: Limit = 20,
     marker: str | None = None,
     since: datetime | None = None,
@@ -47,7 +46,7 @@ def host_image_logs(
     success: bool | None = None,
 ) -> dict[str, Any]:
     q = _query(since, until, action, success)
-    return logs.host_image_logs(session, ctx, host_image_id, q, limit, marker)
+    return await run(logs.host_image_logs, host_image_id, q, limit, marker)
 
 
 @router.get(
@@ -108,9 +107,8 @@ async def export_logs(
 
 
 @router.get("/logs", response_model=LogPage)
-def all_logs(
-    session: SessionDep,
-    ctx: CtxDep,
+async def all_logs(
+    run: Run,
     limit: Limit = 20,
     marker: str | None = None,
     since: datetime | None = None,
@@ -121,9 +119,9 @@ def all_logs(
     obj_id: str | None = None,
 ) -> dict[str, Any]:
     q = _query(since, until, action, success, obj_type, obj_id)
-    return logs.all_logs(session, ctx, q, limit, marker)
+    return await run(logs.all_logs, q, limit, marker)
 
 
 @router.get("/logs/{entry_id}", response_model=LogEntryOut)
-def get_entry(entry_id: int, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return logs.get_entry(session, ctx, entry_id)
+async def get_entry(entry_id: int, run: Run) -> dict[str, Any]:
+    return await run(logs.get_entry, entry_id)

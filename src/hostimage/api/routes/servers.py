@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
-from hostimage.api.deps import CtxDep, SessionDep
+from hostimage.api.deps import Run
 from hostimage.api.schemas.servers import (
     SaveAccepted,
     SaveBody,
@@ -24,20 +25,22 @@ router = APIRouter(prefix="/servers", tags=["servers"])
 
 
 @router.get("", response_model=ServerList)
-def list_servers(
-    session: SessionDep,
-    ctx: CtxDep,
+async def list_servers(
+    run: Run,
     scope: View = View.PROJECT,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     name: str | None = None,
     status: str | None = None,
 ) -> dict[str, Any]:
-    return servers.list_servers(session, ctx, scope, limit, offset, name, status)
+    return await run(servers.list_servers, scope, limit, offset, name, status)
 
 
 @router.post("", response_model=ServerCreated, status_code=202)
-def create(body: ServerIn, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
+async def create(body: ServerIn, run: Run) -> dict[str, Any]:
+    # Only the hash is ever stored; the password itself stops here. Hashing is CPU work:
+    # off the event loop.
+    password_hash = await run_in_threadpool(sha512_crypt, body.password) if body.password else None
     spec = servers.ServerSpec(
         name=body.name,
         project_id=body.project_id,
@@ -45,41 +48,37 @@ def create(body: ServerIn, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
         host_image_id=body.host_image_id,
         hostname=body.hostname,
         login_user=body.login_user,
-        # Only the hash is ever stored; the password itself stops here.
-        password_hash=sha512_crypt(body.password) if body.password else None,
+        password_hash=password_hash,
         ssh_public_key=body.ssh_public_key,
         os_type=body.os_type.value if body.os_type else None,
     )
-    return servers.create_server(session, ctx, spec)
+    return await run(servers.create_server, spec)
 
 
 @router.get("/{server_id}", response_model=ServerOut)
-def get(server_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return servers.get_server(session, ctx, server_id)
+async def get(server_id: str, run: Run) -> dict[str, Any]:
+    return await run(servers.get_server, server_id)
 
 
 @router.delete("/{server_id}", response_model=ServerDeleteAccepted, status_code=202)
-def delete(server_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return servers.delete_server(session, ctx, server_id)
+async def delete(server_id: str, run: Run) -> dict[str, Any]:
+    return await run(servers.delete_server, server_id)
 
 
 @router.post("/{server_id}/start", response_model=ServerOut)
-def start(server_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return servers.set_power(session, ctx, server_id, start=True)
+async def start(server_id: str, run: Run) -> dict[str, Any]:
+    return await run(servers.set_power, server_id, start=True)
 
 
 @router.post("/{server_id}/stop", response_model=ServerOut)
-def stop(server_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return servers.set_power(session, ctx, server_id, start=False)
+async def stop(server_id: str, run: Run) -> dict[str, Any]:
+    return await run(servers.set_power, server_id, start=False)
 
 
 @router.post("/{server_id}/save-host-image", response_model=SaveAccepted, status_code=202)
-def save_host_image(
-    server_id: str, body: SaveBody, session: SessionDep, ctx: CtxDep
-) -> dict[str, Any]:
-    return servers.save_host_image(
-        session,
-        ctx,
+async def save_host_image(server_id: str, body: SaveBody, run: Run) -> dict[str, Any]:
+    return await run(
+        servers.save_host_image,
         server_id,
         body.name,
         description=body.description,

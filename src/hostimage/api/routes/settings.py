@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from hostimage.api.deps import CtxDep, SessionDep
+from hostimage.api.deps import Run
 from hostimage.api.schemas.identity import SettingsOut, SettingsPatch
 from hostimage.services import settings
 
@@ -14,10 +14,10 @@ router = APIRouter(prefix="/settings", tags=["settings"])
 
 
 @router.get("", response_model=SettingsOut)
-def get_settings(session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return settings.get_settings(session)
+async def get_settings(run: Run) -> dict[str, Any]:
+    return await run(lambda session, _ctx: settings.get_settings(session))
 
 
 @router.patch("", response_model=SettingsOut)
-def patch_settings(body: SettingsPatch, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return settings.update_settings(session, ctx, body.model_dump(exclude_unset=True))
+async def patch_settings(body: SettingsPatch, run: Run) -> dict[str, Any]:
+    return await run(settings.update_settings, body.model_dump(exclude_unset=True))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from hostimage.api.deps import CtxDep, SessionDep
+from hostimage.api.deps import Run
 from hostimage.api.schemas.images import TaskList, TaskOut
 from hostimage.services import tasks
 
@@ -14,9 +14,8 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 @router.get("", response_model=TaskList)
-def list_tasks(
-    session: SessionDep,
-    ctx: CtxDep,
+async def list_tasks(
+    run: Run,
     target_id: Annotated[
         str | None, Query(description="Only tasks working on this host image, image or server.")
     ] = None,
@@ -24,9 +23,9 @@ def list_tasks(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """Tasks the caller may read (as ``GET /tasks/{id}``), newest first."""
-    return tasks.list_tasks(session, ctx, target_id=target_id, limit=limit, offset=offset)
+    return await run(tasks.list_tasks, target_id=target_id, limit=limit, offset=offset)
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def get_task(task_id: str, session: SessionDep, ctx: CtxDep) -> dict[str, Any]:
-    return tasks.get_task(session, ctx, task_id)
+async def get_task(task_id: str, run: Run) -> dict[str, Any]:
+    return await run(tasks.get_task, task_id)
