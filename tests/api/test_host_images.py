@@ -399,3 +399,30 @@ def test_batch_change_project_keeps_names_unique_within_the_batch(world: World) 
     assert names[0] == "twin" and names[1].startswith("twin-") and names[1] != "twin"
     subs = world.admin.get(f"/host-images/{x2['id']}/sub-images").json()["items"]
     assert subs[0]["project_id"] == world.projects["p0a"]
+
+
+def test_list_item_detail_and_sub_images_describe_an_image_alike(world: World) -> None:
+    """The list and the details read sub-images and share targets in the page's own
+    statement (as JSON); the sub-images endpoint reads rows: all three must agree."""
+    r = world.admin.post("/projects", {"name": "p0c", "domain_id": world.domains["Default"]})
+    world.projects["p0c"] = r.json()["id"]
+    hi = world.host_image("p0a", "same", disks=3)
+    hid = hi["id"]
+    r = world.admin.post(
+        f"/host-images/{hid}/share",
+        {"scope": "project", "project_ids": [world.projects["p0b"], world.projects["p0c"]]},
+    )
+    assert r.status_code == 200, r.text
+    detail = world.admin.get(f"/host-images/{hid}").json()
+    listed = world.admin.get("/host-images", params={"scope": "system", "name": "same"}).json()
+    assert listed["total"] == 1
+    assert listed["items"][0] == detail
+    subs = world.admin.get(f"/host-images/{hid}/sub-images").json()["items"]
+    assert detail["sub_images"] == subs
+    assert [s["index"] for s in subs] == [0, 1, 2]
+    assert all(s["created_at"].endswith("Z") for s in subs)
+    assert detail["created_at"].endswith("Z")
+    assert [p["name"] for p in detail["shared_projects"]] == sorted(
+        ["p0b", "p0c"], key=lambda n: world.projects[n]
+    )
+    assert detail["shared_project_ids"] == sorted([world.projects["p0b"], world.projects["p0c"]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 
 from hostimage.db.models import HostImage, Image, Server, Share
@@ -10,48 +12,48 @@ from hostimage.domain.tenancy import Principal, View
 Owned = type[HostImage] | type[Image]
 
 
+# Table columns, not ORM attributes: the filter is built on every list request, and the
+# same expression serves ORM and Core queries.
+_SHARE = Share.__table__.c
+
+
 def _shared_to(model: Owned, kind: str, target_id: str) -> ColumnElement[bool]:
     return exists(
-        select(Share.resource_id).where(
-            Share.resource_id == model.id,
-            Share.target_kind == kind,
-            Share.target_id == target_id,
+        select(_SHARE.resource_id).where(
+            _SHARE.resource_id == model.__table__.c.id,
+            _SHARE.target_kind == kind,
+            _SHARE.target_id == target_id,
         )
     )
 
 
 def project_view(model: Owned, project_id: str, domain_id: str) -> ColumnElement[bool]:
     """Owned by the project; system-shared; domain-shared to its domain; shared to it."""
+    c = model.__table__.c
     return or_(
-        model.project_id == project_id,
-        model.share_scope == "system",
+        c.project_id == project_id,
+        c.share_scope == "system",
         and_(
-            model.share_scope == "domain",
-            or_(model.domain_id == domain_id, _shared_to(model, "domain", domain_id)),
+            c.share_scope == "domain",
+            or_(c.domain_id == domain_id, _shared_to(model, "domain", domain_id)),
         ),
-        and_(model.share_scope == "project", _shared_to(model, "project", project_id)),
+        and_(c.share_scope == "project", _shared_to(model, "project", project_id)),
     )
 
 
 def domain_view(model: Owned, domain_id: str) -> ColumnElement[bool]:
     """Owned by projects of the domain; system-shared; shared to the domain."""
+    c = model.__table__.c
     return or_(
-        model.domain_id == domain_id,
-        model.share_scope == "system",
-        and_(model.share_scope == "domain", _shared_to(model, "domain", domain_id)),
+        c.domain_id == domain_id,
+        c.share_scope == "system",
+        and_(c.share_scope == "domain", _shared_to(model, "domain", domain_id)),
     )
 
 
 def view_filter(model: Owned, principal: Principal, view: View) -> ColumnElement[bool]:
     """The rows a list in ``view`` shows. The caller's right to the view is checked before."""
-    if view is View.SYSTEM:
-        return true()
-    if view is View.DOMAIN:
-        domain_id = principal.view_domain_id()
-        return domain_view(model, domain_id) if domain_id else false()
-    if principal.works_in_project and principal.project_id and principal.project_domain_id:
-        return project_view(model, principal.project_id, principal.project_domain_id)
-    return false()
+    return _view_filter(model, view_key(principal, view))
 
 
 def view_key(principal: Principal, view: View) -> tuple[str | None, ...]:
@@ -69,9 +71,35 @@ def visible(model: Owned, principal: Principal) -> ColumnElement[bool]:
     """Every row the caller can see at all: the union of every view its roles give."""
     if principal.is_sysadmin:
         return true()
-    clauses = [domain_view(model, d) for d in sorted(principal.admin_domain_ids)]
-    if principal.works_in_project and principal.project_id and principal.project_domain_id:
-        clauses.append(project_view(model, principal.project_id, principal.project_domain_id))
+    project = (
+        (principal.project_id, principal.project_domain_id)
+        if principal.works_in_project and principal.project_id and principal.project_domain_id
+        else None
+    )
+    return _visible(model, tuple(sorted(principal.admin_domain_ids)), project)
+
+
+# Filters are built once per distinct caller and reused: building an expression costs more
+# than executing the statement it ends up in. (Expressions are immutable, so threads share
+# them safely.)
+@lru_cache(maxsize=4096)
+def _view_filter(model: Owned, key: tuple[str | None, ...]) -> ColumnElement[bool]:
+    if key[0] == "system":
+        return true()
+    if key[0] == "domain":
+        return domain_view(model, key[1]) if key[1] else false()
+    if key[0] == "project" and key[1] and key[2]:
+        return project_view(model, key[1], key[2])
+    return false()
+
+
+@lru_cache(maxsize=4096)
+def _visible(
+    model: Owned, admin_domains: tuple[str, ...], project: tuple[str, str] | None
+) -> ColumnElement[bool]:
+    clauses = [domain_view(model, d) for d in admin_domains]
+    if project is not None:
+        clauses.append(project_view(model, *project))
     return or_(*clauses) if clauses else false()
 
 

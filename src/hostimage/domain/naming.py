@@ -8,7 +8,14 @@ import string
 
 def sub_image_name(host_name: str, index: int) -> str:
     """``<name>-root`` for the system disk, ``<name>-data-<n>`` for data disk n (F3)."""
-    return f"{host_name}-root" if index == 0 else f"{host_name}-data-{index}"
+    root, data_prefix = sub_image_name_parts(host_name)
+    return root if index == 0 else f"{data_prefix}{index}"
+
+
+def sub_image_name_parts(host_name: str) -> tuple[str, str]:
+    """The rule of :func:`sub_image_name` in two parts, for a database to apply to every disk
+    at once: the system disk's name, and what precedes ``n`` in data disk n's name."""
+    return f"{host_name}-root", f"{host_name}-data-"
 
 
 def suffixed(name: str) -> str:

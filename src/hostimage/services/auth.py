@@ -163,6 +163,34 @@ def _principal(
     )
 
 
+_TOKEN, _USER, _PROJECT, _ROLE = (
+    Token.__table__.c,
+    User.__table__.c,
+    Project.__table__.c,
+    RoleAssignment.__table__.c,
+)
+# Plain columns, not ORM objects: this runs before every request.
+_AUTHENTICATE = (
+    select(
+        _TOKEN.id,
+        _TOKEN.revoked,
+        _TOKEN.expires_at,
+        _USER.id,
+        _USER.name,
+        _USER.domain_id,
+        _PROJECT.id,
+        _PROJECT.name,
+        _PROJECT.domain_id,
+        _ROLE.role,
+        _ROLE.domain_id,
+        _ROLE.project_id,
+    )
+    .join(User.__table__, _USER.id == _TOKEN.user_id)
+    .outerjoin(Project.__table__, _PROJECT.id == _TOKEN.project_id)
+    .outerjoin(RoleAssignment.__table__, _ROLE.user_id == _USER.id)
+)
+
+
 def authenticate(session: Session, token: str | None) -> Principal:
     """The principal behind a bearer token; 401 for a missing, unknown, expired or revoked one.
 
@@ -170,27 +198,24 @@ def authenticate(session: Session, token: str | None) -> Principal:
     """
     if not token:
         raise NotAuthenticated("Missing bearer token.")
-    rows = session.execute(
-        select(
-            Token,
-            User,
-            Project,
-            RoleAssignment.role,
-            RoleAssignment.domain_id,
-            RoleAssignment.project_id,
-        )
-        .join(User, User.id == Token.user_id)
-        .outerjoin(Project, Project.id == Token.project_id)
-        .outerjoin(RoleAssignment, RoleAssignment.user_id == User.id)
-        .where(Token.token_hash == _token_hash(token))
-    ).all()
+    rows = session.execute(_AUTHENTICATE.where(_TOKEN.token_hash == _token_hash(token))).all()
     if not rows:
         raise NotAuthenticated("Unknown token.", code="bad_token")
-    tok, user, project = rows[0][0], rows[0][1], rows[0][2]
-    if tok.revoked or tok.expires_at <= utcnow():
+    token_id, revoked, expires_at, user_id, user_name, user_domain, pid, pname, pdomain = rows[0][
+        :9
+    ]
+    if revoked or expires_at <= utcnow():
         raise NotAuthenticated("The token has expired or was revoked.", code="bad_token")
-    grants = tuple(Grant(Role(r[3]), r[4], r[5]) for r in rows if r[3] is not None)
-    return _principal(user, project, tok.id, grants)
+    return Principal(
+        user_id=user_id,
+        user_name=user_name,
+        user_domain_id=user_domain,
+        project_id=pid,
+        project_name=pname,
+        project_domain_id=pdomain,
+        grants=tuple(Grant(Role(r[9]), r[10], r[11]) for r in rows if r[9] is not None),
+        token_id=token_id,
+    )
 
 
 def logout(session: Session, ctx: RequestContext) -> None:

@@ -29,6 +29,16 @@ def three_level(session: Session) -> bool:
     return bool(row.value) if row else False
 
 
+def three_level_column() -> Any:
+    """:func:`three_level` as a column (NULL when never set), to be read by a use case's
+    first query instead of in a round trip of its own."""
+    return (
+        select(SettingRow.value)
+        .where(SettingRow.key == "three_level_permissions")
+        .scalar_subquery()
+    )
+
+
 def update_settings(
     session: Session, ctx: RequestContext, changes: dict[str, Any]
 ) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, String, case, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
@@ -14,13 +14,13 @@ from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, Project
 from hostimage.db.scoping import visible
 from hostimage.domain.formats import mib_ceil
-from hostimage.domain.naming import suffixed
+from hostimage.domain.naming import sub_image_name_parts, suffixed
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
 from hostimage.errors import HostImageError, NotFound
 from hostimage.services.context import RequestContext
 from hostimage.services.oplog import NameCache
-from hostimage.services.settings import three_level
+from hostimage.services.settings import three_level, three_level_column
 
 
 @dataclass
@@ -36,6 +36,10 @@ class Lookups:
 
     def __post_init__(self) -> None:
         self.names = NameCache(self.session)
+
+    def know_three_level(self, value: object) -> None:
+        """The setting as a use case's first query read it (:func:`three_level_column`)."""
+        self._three_level = bool(value)
 
     def three_level(self) -> bool:
         if self._three_level is None:
@@ -70,10 +74,11 @@ def get_visible(session: Session, ctx: RequestContext, host_image_id: str) -> Ho
     return hi
 
 
-def _locking(ctx: RequestContext) -> Select[HostImage, str, str]:
-    # Names come along for the log entries; only the host image's row is locked.
+def _locking(ctx: RequestContext) -> Select[HostImage, str, str, object]:
+    # Names come along for the log entries, and the three-level setting for the rules; only
+    # the host image's row is locked.
     return (
-        select(HostImage, Domain.name, Project.name)
+        select(HostImage, Domain.name, Project.name, three_level_column())
         .join(Domain, Domain.id == HostImage.domain_id)
         .join(Project, Project.id == HostImage.project_id)
         .where(visible(HostImage, ctx.principal))
@@ -90,9 +95,10 @@ def lock_visible(
     row = session.execute(_locking(ctx).where(HostImage.id == host_image_id)).first()
     if row is None:
         raise NotFound(f"Host image {host_image_id} not found.")
-    hi, domain_name, project_name = row
+    hi, domain_name, project_name, three = row
     if lk is not None:
         lk.names.know(hi.domain_id, domain_name, hi.project_id, project_name)
+        lk.know_three_level(three)
     return hi
 
 
@@ -114,8 +120,9 @@ def lock_many(
     for start in range(0, len(ordered), LOCK_CHUNK):
         chunk = ordered[start : start + LOCK_CHUNK]
         rows = session.execute(_locking(ctx).where(HostImage.id.in_(chunk)).order_by(HostImage.id))
-        for hi, domain_name, project_name in rows:
+        for hi, domain_name, project_name, three in rows:
             lk.names.know(hi.domain_id, domain_name, hi.project_id, project_name)
+            lk.know_three_level(three)
             found[hi.id] = hi
     return found
 
@@ -145,6 +152,24 @@ def sub_images(session: Session, host_image_id: str) -> list[Image]:
             select(Image).where(Image.host_image_id == host_image_id).order_by(Image.idx)
         )
     )
+
+
+def rename_subs(session: Session, hi: HostImage) -> list[str]:
+    """Name the host image's sub-images after it (:func:`sub_image_name`) in one statement;
+    their ids in disk order."""
+    root, data_prefix = sub_image_name_parts(hi.name)
+    index = func.coalesce(Image.idx, 0)
+    rows = session.execute(
+        update(Image)
+        .where(Image.host_image_id == hi.id)
+        .values(
+            name=case((index == 0, root), else_=literal(data_prefix) + cast(index, String)),
+            updated_at=hi.updated_at,
+        )
+        .returning(Image.id, index),
+        execution_options={"synchronize_session": False},
+    ).all()
+    return [sub_id for sub_id, _ in sorted(rows, key=lambda row: row[1])]
 
 
 def touch_subs(session: Session, host_image_ids: list[str], **values: object) -> None:

@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 
 from hostimage.db.base import utcnow
 from hostimage.db.models import HostImage, Project
-from hostimage.domain.naming import sub_image_name
 from hostimage.domain.permissions import Action, authorize, authorize_change_project
 from hostimage.domain.sharing import Owner
 from hostimage.errors import Conflict, Invalid
@@ -20,7 +19,7 @@ from hostimage.services.host_images.common import (
     lock_visible,
     name_taken,
     owner_of,
-    sub_images,
+    rename_subs,
     unique_name,
 )
 from hostimage.services.host_images.read import detail
@@ -56,7 +55,7 @@ def update_host_image(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_update(session, ctx, hi, changes, lk)
-        answer = detail(session, ctx, hi, lk.names)
+        answer = detail(session, ctx, hi)
     return answer
 
 
@@ -83,11 +82,7 @@ def apply_update(
     hi.updated_at = utcnow()
     notes: dict[str, Any] = {"changes": diff}
     if "name" in diff:
-        subs = sub_images(session, hi.id)
-        for sub in subs:
-            sub.name = sub_image_name(hi.name, sub.idx or 0)
-            sub.updated_at = hi.updated_at
-        notes["renamed_sub_images"] = [s.id for s in subs]
+        notes["renamed_sub_images"] = rename_subs(session, hi)
     oplog.record(session, ctx, oplog.of_host_image(hi), "update", notes=notes, names=lk.names)
     return True
 
@@ -100,7 +95,7 @@ def set_protection(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_protection(session, ctx, hi, protected, lk)
-        answer = detail(session, ctx, hi, lk.names)
+        answer = detail(session, ctx, hi)
     return answer
 
 
@@ -137,7 +132,7 @@ def change_project(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_change_project(session, ctx, hi, project_id, lk)
-        answer = detail(session, ctx, hi, lk.names)
+        answer = detail(session, ctx, hi)
     return answer
 
 
@@ -171,8 +166,7 @@ def apply_change_project(
     hi.project_id, hi.domain_id, hi.updated_at = target.id, target.domain_id, utcnow()
     lk.touch_subs(hi.id, project_id=target.id, domain_id=target.domain_id)
     if renamed:
-        for sub in sub_images(session, hi.id):
-            sub.name = sub_image_name(hi.name, sub.idx or 0)
+        rename_subs(session, hi)
     oplog.record(
         session,
         ctx,

@@ -76,7 +76,7 @@ def share_host_image(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_share(session, ctx, hi, scope, project_ids, domain_ids, lk)
-        answer = detail(session, ctx, hi, lk.names)
+        answer = detail(session, ctx, hi)
     return answer
 
 
