@@ -19,6 +19,8 @@ class HostImage(Base):
         Index("ix_host_images_scope_created", "share_scope", "created_at", "id"),
         Index("ix_host_images_created", "created_at", "id"),
         Index("ix_host_images_name", "name"),
+        Index("ix_host_images_size", "size", "id"),
+        Index("ix_host_images_updated", "updated_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128))
