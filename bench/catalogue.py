@@ -91,10 +91,14 @@ def _hostimage_bin() -> list[str]:
     return [found] if found else [sys.executable, "-c", "from hostimage.main import run; run()"]
 
 
+def shipped_api_processes(backend: str) -> int:
+    """What ``hostimage serve`` starts by default (``default_api_processes``)."""
+    return 1 if backend == "sqlite" else max(1, min(os.cpu_count() or 1, 8))
+
+
 class Server:
-    """The API under test. ``procs == 1``: ``hostimage serve --workers 1`` (one uvicorn
-    process plus one embedded task worker). ``procs > 1``: uvicorn with ``procs`` worker
-    processes on the ``_app:create`` factory plus one ``hostimage worker`` process."""
+    """The API under test: ``hostimage serve --api-processes N --workers 1`` (N API
+    processes sharing the port, one embedded task worker)."""
 
     def __init__(self, db_url: str, data_dir: Path, procs: int, log_path: Path) -> None:
         self.db_url, self.data_dir, self.procs = db_url, data_dir, procs
@@ -105,9 +109,7 @@ class Server:
 
     @property
     def describe(self) -> str:
-        if self.procs == 1:
-            return "hostimage serve: 1 API process + 1 task worker"
-        return f"uvicorn --workers {self.procs} (API processes) + 1 task worker"
+        return f"hostimage serve --api-processes {self.procs} --workers 1 (task worker)"
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -116,43 +118,22 @@ class Server:
         env.setdefault("HOSTIMAGE_ADMIN_PASSWORD", PASSWORD)
         hi = _hostimage_bin()
         port = str(self.port)
-        if self.procs == 1:
-            cmds = [
-                [
-                    *hi,
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    port,
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--workers",
-                    "1",
-                ]
+        cmds = [
+            [
+                *hi,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                "1",
+                "--api-processes",
+                str(self.procs),
             ]
-        else:
-            cmds = [
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "_app:create",
-                    "--app-dir",
-                    str(HERE),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    port,
-                    "--workers",
-                    str(self.procs),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
-                [*hi, "worker", "--data-dir", str(self.data_dir)],
-            ]
+        ]
         out = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the children
         for cmd in cmds:
             self.children.append(
@@ -740,9 +721,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--backends", default="postgres,sqlite")
     ap.add_argument(
         "--procs",
-        default="1",
-        help="API process counts to measure, comma separated; 1 = `hostimage serve`,"
-        " N > 1 = uvicorn --workers N",
+        default="",
+        help="API process counts to measure, comma separated (`hostimage serve"
+        " --api-processes N`); default: as shipped, one per CPU on PostgreSQL and one on SQLite",
     )
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument(
@@ -826,7 +807,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for b in args.backends:
         if b not in ("postgres", "sqlite"):
             ap.error(f"unknown backend {b!r}")
-    args.procs = [int(p) for p in str(args.procs).split(",") if p]
+    args.procs = [int(p) for p in str(args.procs).split(",") if p]  # empty: as shipped
     return args
 
 
@@ -869,14 +850,15 @@ def main(argv: list[str] | None = None) -> int:
         seeds[backend] = {"timings": timings, "counts": world.counts}
         if timings:
             log(f"   seeded in {timings['total']:.0f} s: {world.counts}")
-        need = args.batch_size * args.batch_runs * len(args.procs)
+        procs_list = args.procs or [shipped_api_processes(backend)]
+        need = args.batch_size * args.batch_runs * len(procs_list)
         if len(world.batch_pool) < need:
             raise SystemExit(f"only {len(world.batch_pool)} images for batches, need {need}")
         batch_iter = iter(
             world.batch_pool[i : i + args.batch_size] for i in range(0, need, args.batch_size)
         )
         try:
-            for procs in args.procs:
+            for procs in procs_list:
                 server = Server(url, data_dir, procs, work / f"server-{backend}-{procs}.log")
                 log(f"== {backend}, {server.describe}, {server.base}")
                 server.start()

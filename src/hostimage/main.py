@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from pathlib import Path
@@ -72,6 +73,14 @@ def _worker_main(settings_json: str) -> None:
     Worker(runtime_from_settings(settings, factory, storage)).run_forever()
 
 
+def default_api_processes(settings: Settings) -> int:
+    """One API process per CPU on PostgreSQL. One on SQLite: its writers queue on a lock
+    inside a process, while writers of different processes poll SQLite's file lock."""
+    if settings.effective_database_url.startswith("sqlite"):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -79,11 +88,18 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="Database, objects and state.")] = None,
     demo: Annotated[bool, typer.Option(help="Seed demo tenants, users and images.")] = False,
     workers: Annotated[int, typer.Option(help="Embedded task worker processes.")] = 2,
+    api_processes: Annotated[
+        int,
+        typer.Option(
+            help="API processes sharing the port (0: one per CPU on PostgreSQL, one on SQLite)."
+        ),
+    ] = 0,
 ) -> None:
     """API + console + embedded task workers on one port."""
     import uvicorn
 
     from hostimage.api.app import create_app
+    from hostimage.api.asgi import SETTINGS_ENV
 
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -100,8 +116,22 @@ def serve(
     # uvicorn shuts down on SIGTERM and then raises it again; with the default handler that
     # would kill this process before its workers are stopped, leaving them orphaned.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    processes = api_processes if api_processes > 0 else default_api_processes(settings)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        if processes == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        else:
+            # uvicorn's supervisor starts the processes (spawned: they import the factory) and
+            # stops them on SIGTERM / SIGINT before returning here.
+            os.environ[SETTINGS_ENV] = settings.model_dump_json()
+            uvicorn.run(
+                "hostimage.api.asgi:create",
+                factory=True,
+                workers=processes,
+                host=host,
+                port=port,
+                log_level="warning",
+            )
     finally:
         for proc in procs:
             proc.terminate()

@@ -1,5 +1,5 @@
 """``hostimage serve`` stopped with SIGTERM (systemd, a test fixture) stops its embedded
-workers instead of leaving them running without a parent."""
+workers (and its API processes) instead of leaving them running without a parent."""
 
 from __future__ import annotations
 
@@ -85,4 +85,57 @@ def test_sigterm_stops_the_embedded_workers(tmp_path: Path) -> None:
         for w in workers:
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
+        log.close()
+
+
+def test_several_api_processes_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTIMAGE_")}
+    env["HOSTIMAGE_ADMIN_PASSWORD"] = "processes-admin-1"
+    log = (tmp_path / "server.log").open("wb")
+    argv = [sys.executable, "-m", "hostimage.main", "serve", "--port", str(port)]
+    argv += ["--data-dir", str(tmp_path / "data"), "--workers", "0", "--api-processes", "2"]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    apis: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            apis = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
+            try:
+                ready = httpx.get(f"{base}/readyz", timeout=1).status_code
+            except httpx.TransportError:
+                ready = 0
+            if ready == 200 and len(apis) == 2:
+                break
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            time.sleep(0.2)
+        assert len(apis) == 2, (tmp_path / "server.log").read_text()
+        # every process answers with the same settings (the data dir given on the command
+        # line, not the environment): a login made in one is valid in the other
+        body = {"username": "admin", "password": "processes-admin-1"}
+        token = httpx.post(f"{base}/api/v1/auth/login", json=body, timeout=30).json()["token"]
+        for _ in range(10):  # fresh connections, spread over the processes by the kernel
+            r = httpx.get(
+                f"{base}/api/v1/host-images",
+                params={"scope": "system"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+        assert (tmp_path / "data" / "hostimage.db").exists()
+
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in apis) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in apis if _alive(p)], (tmp_path / "server.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in apis:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
         log.close()
