@@ -117,9 +117,13 @@ def _described(
     """Host images matching ``where``, described as the API shows them plus the catalogue
     revision (``revision``), ordered by ``order_by`` then id: one statement for any page."""
     dialect = session.get_bind().dialect.name
-    # Correlated subqueries in the select list: PostgreSQL evaluates them after the sort and
-    # limit (expensive target-list items are postponed past a top-N sort), SQLite per row
-    # it returns.
+    # The page's ids first (the filter, the sort, the limit), then everything shown for those
+    # rows only: SQLite would otherwise build the sub-image and share JSON for every match
+    # before sorting.
+    ordering = _ordered(_HI.c, order_by, descending)
+    page = (select(_HI.c.id).where(where).order_by(*ordering).limit(limit).offset(offset)).subquery(
+        "page"
+    )
     subs = select(json_rows(dialect, *_SUB_COLUMNS)).where(_IMG.c.host_image_id == _HI.c.id)
     shares = select(
         json_rows(dialect, _SHARE.c.target_kind, _SHARE.c.target_id, _share_name())
@@ -133,12 +137,11 @@ def _described(
             subs.scalar_subquery(),
             shares.scalar_subquery(),
         )
+        .select_from(page)
+        .join(_HI, _HI.c.id == page.c.id)
         .join(Domain.__table__, _DOMAIN.id == _HI.c.domain_id)
         .join(Project.__table__, _PROJECT.id == _HI.c.project_id)
-        .where(where)
-        .order_by(*_ordered(_HI.c, order_by, descending))
-        .limit(limit)
-        .offset(offset),
+        .order_by(*ordering),
         execution_options=_BY_POSITION,
     ).all()
     return [_item(r) for r in rows]
