@@ -40,6 +40,19 @@ def test_missing_token_is_401(world: World) -> None:
     assert Api(world.client).get("/host-images").status_code == 401
 
 
+def test_a_missing_token_is_refused_before_the_parameters_are_checked(world: World) -> None:
+    anonymous = Api(world.client)
+    r = anonymous.get("/host-images", params={"limit": 0})
+    assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
+    r = anonymous.post("/host-images", {"name": "", "image_ids": []})
+    assert r.status_code == 401
+    # a token that is sent is checked with the request's work, after the parameters
+    unknown = Api(world.client, token="not-a-token")
+    assert unknown.get("/host-images", params={"limit": 0}).status_code == 422
+    r = unknown.get("/host-images")
+    assert r.status_code == 401 and r.json()["code"] == "bad_token"
+
+
 def test_validation_is_422_problem(world: World) -> None:
     r = world.admin.post("/host-images", {"name": "", "image_ids": []})
     assert r.status_code == 422

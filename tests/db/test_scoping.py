@@ -58,3 +58,16 @@ def test_postgresql_gets_plain_columns() -> None:
         select(HI.c.id).where(visible(HostImage, MEMBER)).compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     )
     assert "+host_images" not in sql and "host_images.project_id =" in sql
+
+
+def test_filtered_statements_are_cached_and_keyed_by_their_columns() -> None:
+    """A statement that cannot be cached is compiled on every request; one whose key missed
+    the hinted column could be given another statement's SQL."""
+    page = select(HI.c.id).where(view_filter(HostImage, MEMBER, View.PROJECT))
+    key = page._generate_cache_key()
+    assert key is not None
+    other_values = MEMBER.__class__(**{**MEMBER.__dict__, "project_id": "p2"})
+    same_shape = select(HI.c.id).where(view_filter(HostImage, other_values, View.PROJECT))
+    assert same_shape._generate_cache_key() == key
+    domain = select(HI.c.id).where(view_filter(HostImage, MEMBER, View.DOMAIN))
+    assert domain._generate_cache_key() != key

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from hostimage.db.engine import begin_read
+from hostimage.errors import NotAuthenticated
 from hostimage.services.auth import authenticate
 from hostimage.services.context import RequestContext
 from hostimage.settings import Settings
@@ -83,12 +84,25 @@ class Runner:
             return use_case(session, *args, **kwargs)
 
 
-async def get_runner(request: Request) -> Runner:
+def _limiter(request: Request) -> anyio.CapacityLimiter:
     state = request.app.state
     # Made here, inside the event loop it belongs to.
     if getattr(state, "use_case_limiter", None) is None:
         state.use_case_limiter = anyio.CapacityLimiter(state.settings.api_threads)
-    return Runner(request, state.use_case_limiter)
+    limiter: anyio.CapacityLimiter = state.use_case_limiter
+    return limiter
+
+
+async def get_runner(request: Request) -> Runner:
+    # A missing token is refused before the request's parameters are checked (401 before
+    # 422), as the token itself is checked with the use case, in its thread.
+    if bearer(request) is None:
+        raise NotAuthenticated("Missing bearer token.")
+    return Runner(request, _limiter(request))
+
+
+async def get_anonymous_runner(request: Request) -> Runner:
+    return Runner(request, _limiter(request))
 
 
 # Streaming routes (upload, download, export) hold a session for the life of the stream.
@@ -122,6 +136,7 @@ def get_ctx(request: Request, session: Annotated[Session, Depends(get_session)])
 
 
 Run = Annotated[Runner, Depends(get_runner)]
+AnonymousRun = Annotated[Runner, Depends(get_anonymous_runner)]
 SessionDep = Annotated[Session, Depends(get_session)]
 CtxDep = Annotated[RequestContext, Depends(get_ctx)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

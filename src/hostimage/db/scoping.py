@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from hostimage.db.models import HostImage, Image, Server, Share
 from hostimage.domain.tenancy import Principal, View
@@ -27,6 +28,9 @@ class _Unindexed(ColumnElement[Any]):
     stops when the page is full (about 1 ms). PostgreSQL weighs both plans itself.
     """
 
+    # The wrapped column is part of the statement cache key: statements that differ only in
+    # which column is wrapped must not share a compiled form.
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
     inherit_cache = True
 
     def __init__(self, column: ColumnElement[Any]) -> None:

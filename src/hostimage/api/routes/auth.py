@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from hostimage.api.deps import Run, SettingsDep
+from hostimage.api.deps import AnonymousRun, Run, SettingsDep
 from hostimage.api.schemas.identity import LoginBody, SwitchBody, TokenOut, WhoAmI
 from hostimage.services import auth
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/login", response_model=TokenOut)
-async def login(body: LoginBody, run: Run, settings: SettingsDep) -> dict[str, Any]:
+async def login(body: LoginBody, run: AnonymousRun, settings: SettingsDep) -> dict[str, Any]:
     return await run.anonymous(
         auth.login,
         body.username,
