@@ -30,7 +30,7 @@ class _Unindexed(ColumnElement[Any]):
 
     # The wrapped column is part of the statement cache key: statements that differ only in
     # which column is wrapped must not share a compiled form.
-    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012 (SQLAlchemy's own declaration)
     inherit_cache = True
 
     def __init__(self, column: ColumnElement[Any]) -> None:

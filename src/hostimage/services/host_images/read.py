@@ -117,29 +117,30 @@ def _described(
     """Host images matching ``where``, described as the API shows them plus the catalogue
     revision (``revision``), ordered by ``order_by`` then id: one statement for any page."""
     dialect = session.get_bind().dialect.name
-    # The page's ids first (the filter, the sort, the limit), then everything shown for those
-    # rows only: SQLite would otherwise build the sub-image and share JSON for every match
-    # before sorting.
     ordering = _ordered(_HI.c, order_by, descending)
-    page = (select(_HI.c.id).where(where).order_by(*ordering).limit(limit).offset(offset)).subquery(
-        "page"
-    )
     subs = select(json_rows(dialect, *_SUB_COLUMNS)).where(_IMG.c.host_image_id == _HI.c.id)
     shares = select(
         json_rows(dialect, _SHARE.c.target_kind, _SHARE.c.target_id, _share_name())
     ).where(_SHARE.c.resource_id == _HI.c.id)
+    described = select(
+        *_HI.columns,
+        _DOMAIN.name,
+        _PROJECT.name,
+        revision.current(session),
+        subs.scalar_subquery(),
+        shares.scalar_subquery(),
+    )
+    if dialect == "sqlite":
+        # SQLite would build the JSON for every match before sorting (350 ms for a domain
+        # view at 100,000 images): the page's ids first, then the rest for those rows.
+        page = select(_HI.c.id).where(where).order_by(*ordering).limit(limit).offset(offset)
+        ids = page.subquery("page")
+        described = described.select_from(ids).join(_HI, _HI.c.id == ids.c.id)
+    else:
+        # PostgreSQL evaluates select-list subqueries after the sort and the limit.
+        described = described.where(where).limit(limit).offset(offset)
     rows = session.execute(
-        select(
-            *_HI.columns,
-            _DOMAIN.name,
-            _PROJECT.name,
-            revision.current(session),
-            subs.scalar_subquery(),
-            shares.scalar_subquery(),
-        )
-        .select_from(page)
-        .join(_HI, _HI.c.id == page.c.id)
-        .join(Domain.__table__, _DOMAIN.id == _HI.c.domain_id)
+        described.join(Domain.__table__, _DOMAIN.id == _HI.c.domain_id)
         .join(Project.__table__, _PROJECT.id == _HI.c.project_id)
         .order_by(*ordering),
         execution_options=_BY_POSITION,
