@@ -34,10 +34,10 @@ _BUMP = {
 }
 
 
-def current(session: Session) -> ColumnElement[int]:
-    """The revision as a scalar subquery: add it as a column to a query to read it in the
-    same round trip (and snapshot) as the rows."""
-    return literal_column(_READ[session.get_bind().dialect.name], BigInteger())
+def current_for(dialect: str) -> ColumnElement[int]:
+    """The revision as a scalar subquery on a dialect (``postgresql``, ``sqlite``): add it as
+    a column to a query to read it in the same round trip (and snapshot) as the rows."""
+    return literal_column(_READ[dialect], BigInteger())
 
 
 def read(session: Session) -> int:

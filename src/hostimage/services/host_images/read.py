@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from hostimage.db import revision
@@ -76,20 +77,34 @@ def sub_image_dict(img: Image) -> dict[str, Any]:
     }
 
 
-def _share_name() -> Any:
-    project_name = select(Project.__table__.c.name).where(
-        Project.__table__.c.id == _SHARE.c.target_id
-    )
-    domain_name = select(Domain.__table__.c.name).where(Domain.__table__.c.id == _SHARE.c.target_id)
-    # One index probe per share row (a join made the planner hash every project).
-    return case(
-        (_SHARE.c.target_kind == "project", project_name.scalar_subquery()),
-        else_=domain_name.scalar_subquery(),
-    )
-
-
 _DOMAIN, _PROJECT = Domain.__table__.c, Project.__table__.c
 _ROW_FIELDS = (*_HI_FIELDS, "domain_name", "project_name")
+
+
+@lru_cache(maxsize=4)
+def _description(dialect: str) -> Select[Any]:
+    """Every column a host image is shown with, sub-images and share targets as JSON; built
+    once per dialect (building a statement costs more than running this part of it)."""
+    subs = select(json_rows(dialect, *_SUB_COLUMNS)).where(_IMG.c.host_image_id == _HI.c.id)
+    # One index probe per share row for its name (a join made the planner hash every project).
+    name = case(
+        (
+            _SHARE.c.target_kind == "project",
+            select(_PROJECT.name).where(_PROJECT.id == _SHARE.c.target_id).scalar_subquery(),
+        ),
+        else_=select(_DOMAIN.name).where(_DOMAIN.id == _SHARE.c.target_id).scalar_subquery(),
+    )
+    shares = select(json_rows(dialect, _SHARE.c.target_kind, _SHARE.c.target_id, name)).where(
+        _SHARE.c.resource_id == _HI.c.id
+    )
+    return select(
+        *_HI.columns,
+        _DOMAIN.name,
+        _PROJECT.name,
+        revision.current_for(dialect),
+        subs.scalar_subquery(),
+        shares.scalar_subquery(),
+    )
 
 
 # Rows are read by position: SQLAlchemy need not map a cached statement's result columns
@@ -118,18 +133,7 @@ def _described(
     revision (``revision``), ordered by ``order_by`` then id: one statement for any page."""
     dialect = session.get_bind().dialect.name
     ordering = _ordered(_HI.c, order_by, descending)
-    subs = select(json_rows(dialect, *_SUB_COLUMNS)).where(_IMG.c.host_image_id == _HI.c.id)
-    shares = select(
-        json_rows(dialect, _SHARE.c.target_kind, _SHARE.c.target_id, _share_name())
-    ).where(_SHARE.c.resource_id == _HI.c.id)
-    described = select(
-        *_HI.columns,
-        _DOMAIN.name,
-        _PROJECT.name,
-        revision.current(session),
-        subs.scalar_subquery(),
-        shares.scalar_subquery(),
-    )
+    described = _description(dialect)
     if dialect == "sqlite":
         # SQLite would build the JSON for every match before sorting (350 ms for a domain
         # view at 100,000 images): the page's ids first, then the rest for those rows.
