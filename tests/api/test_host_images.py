@@ -426,3 +426,33 @@ def test_list_item_detail_and_sub_images_describe_an_image_alike(world: World) -
         ["p0b", "p0c"], key=lambda n: world.projects[n]
     )
     assert detail["shared_project_ids"] == sorted([world.projects["p0b"], world.projects["p0c"]])
+
+
+def test_write_answers_equal_a_fresh_read(world: World) -> None:
+    """Edits answer from what their lock read (sub-images, share targets) and what they
+    changed, without reading again: the answer must be what a GET then shows."""
+    r = world.admin.post("/projects", {"name": "p0d", "domain_id": world.domains["Default"]})
+    hi = world.host_image("p0a", "fresh", disks=3)
+    hid = hi["id"]
+    shared = world.admin.post(
+        f"/host-images/{hid}/share",
+        {"scope": "project", "project_ids": [world.projects["p0b"], r.json()["id"]]},
+    )
+    assert shared.status_code == 200, shared.text
+    for body in (
+        {"name": "renamed", "os_version": "12"},
+        {"description": "only the text"},
+        {"name": "renamed"},  # nothing changes
+    ):
+        patched = world.admin.patch(f"/host-images/{hid}", body)
+        assert patched.status_code == 200, patched.text
+        assert patched.json() == world.admin.get(f"/host-images/{hid}").json()
+    assert [s["name"] for s in patched.json()["sub_images"]] == [
+        "renamed-root",
+        "renamed-data-1",
+        "renamed-data-2",
+    ]
+    protected = world.admin.post(f"/host-images/{hid}/protection", {"protected": False})
+    assert protected.status_code == 200, protected.text
+    after = world.admin.get(f"/host-images/{hid}").json()
+    assert protected.json() == after and after["can_delete"] is True

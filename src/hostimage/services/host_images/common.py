@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Select, String, case, cast, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -14,11 +15,12 @@ from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, Project
 from hostimage.db.scoping import visible
 from hostimage.domain.formats import mib_ceil
-from hostimage.domain.naming import sub_image_name_parts, suffixed
+from hostimage.domain.naming import sub_image_name, sub_image_name_parts, suffixed
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
 from hostimage.errors import HostImageError, NotFound
 from hostimage.services.context import RequestContext
+from hostimage.services.host_images.describe import json_columns, shown_parts
 from hostimage.services.oplog import NameCache
 from hostimage.services.settings import three_level, three_level_column
 
@@ -31,6 +33,9 @@ class Lookups:
     session: Session
     batched: bool = False
     names: NameCache = field(init=False)
+    # What :func:`lock_visible` read of the image's sub-images and share targets (for
+    # ``read.detail``), by host-image id.
+    shown: dict[str, dict[str, Any]] = field(default_factory=dict)
     _three_level: bool | None = None
     _sub_updates: dict[tuple[tuple[str, object], ...], list[str]] = field(default_factory=dict)
 
@@ -74,11 +79,11 @@ def get_visible(session: Session, ctx: RequestContext, host_image_id: str) -> Ho
     return hi
 
 
-def _locking(ctx: RequestContext) -> Select[HostImage, str, str, object]:
+def _locking(ctx: RequestContext, *also: Any) -> Select[Any]:
     # Names come along for the log entries, and the three-level setting for the rules; only
     # the host image's row is locked.
     return (
-        select(HostImage, Domain.name, Project.name, three_level_column())
+        select(HostImage, Domain.name, Project.name, three_level_column(), *also)
         .join(Domain, Domain.id == HostImage.domain_id)
         .join(Project, Project.id == HostImage.project_id)
         .where(visible(HostImage, ctx.principal))
@@ -92,13 +97,17 @@ def lock_visible(
     """Begin a write transaction and lock the visible host image's row against racing writers
     (NotFound when the caller cannot see it); its owner's names go to ``lk``."""
     begin_write(session)
-    row = session.execute(_locking(ctx).where(HostImage.id == host_image_id)).first()
+    # The sub-images and share targets come along too: the use case's answer needs them.
+    also = json_columns(session.get_bind().dialect.name)
+    row = session.execute(_locking(ctx, *also).where(HostImage.id == host_image_id)).first()
     if row is None:
         raise NotFound(f"Host image {host_image_id} not found.")
-    hi, domain_name, project_name, three = row
+    hi: HostImage = row[0]
+    domain_name, project_name, three, subs_json, shares_json = row[1:]
     if lk is not None:
         lk.names.know(hi.domain_id, domain_name, hi.project_id, project_name)
         lk.know_three_level(three)
+        lk.shown[hi.id] = shown_parts(subs_json, shares_json)
     return hi
 
 
@@ -154,9 +163,9 @@ def sub_images(session: Session, host_image_id: str) -> list[Image]:
     )
 
 
-def rename_subs(session: Session, hi: HostImage) -> list[str]:
+def rename_subs(session: Session, hi: HostImage, lk: Lookups | None = None) -> list[str]:
     """Name the host image's sub-images after it (:func:`sub_image_name`) in one statement;
-    their ids in disk order."""
+    their ids in disk order. What ``lk`` holds of them is renamed too."""
     root, data_prefix = sub_image_name_parts(hi.name)
     index = func.coalesce(Image.idx, 0)
     rows = session.execute(
@@ -169,6 +178,10 @@ def rename_subs(session: Session, hi: HostImage) -> list[str]:
         .returning(Image.id, index),
         execution_options={"synchronize_session": False},
     ).all()
+    shown = lk.shown.get(hi.id) if lk is not None else None
+    if shown is not None:
+        for sub in shown["sub_images"]:
+            sub["name"] = sub_image_name(hi.name, sub["index"] or 0)
     return [sub_id for sub_id, _ in sorted(rows, key=lambda row: row[1])]
 
 

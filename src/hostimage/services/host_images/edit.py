@@ -55,7 +55,7 @@ def update_host_image(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_update(session, ctx, hi, changes, lk)
-        answer = detail(session, ctx, hi)
+        answer = detail(session, ctx, hi, lk)
     return answer
 
 
@@ -82,7 +82,7 @@ def apply_update(
     hi.updated_at = utcnow()
     notes: dict[str, Any] = {"changes": diff}
     if "name" in diff:
-        notes["renamed_sub_images"] = rename_subs(session, hi)
+        notes["renamed_sub_images"] = rename_subs(session, hi, lk)
     oplog.record(session, ctx, oplog.of_host_image(hi), "update", notes=notes, names=lk.names)
     return True
 
@@ -95,7 +95,7 @@ def set_protection(
     hi = lock_visible(session, ctx, host_image_id, lk)
     with committed(session):
         apply_protection(session, ctx, hi, protected, lk)
-        answer = detail(session, ctx, hi)
+        answer = detail(session, ctx, hi, lk)
     return answer
 
 
