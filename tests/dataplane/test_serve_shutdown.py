@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,97 +47,81 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_sigterm_stops_the_embedded_workers(tmp_path: Path) -> None:
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    base: str
+    children: set[int]  # spawned Python children: task workers and API processes
+    log: Path
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, password: str, *options: str, children: int) -> Iterator[Served]:
+    """``hostimage serve`` on a free port, ready with ``children`` spawned processes; every
+    process it started is killed at the end, whatever the test did."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTIMAGE_")}
-    env["HOSTIMAGE_ADMIN_PASSWORD"] = "shutdown-admin-1"
-    log = (tmp_path / "server.log").open("wb")
+    env["HOSTIMAGE_ADMIN_PASSWORD"] = password
+    log_path = tmp_path / "server.log"
     argv = [sys.executable, "-m", "hostimage.main", "serve", "--port", str(port)]
-    argv += ["--data-dir", str(tmp_path / "data"), "--workers", "2"]
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 90
-        workers: set[int] = set()
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code
-            except httpx.TransportError:
-                ready = 0
-            # the workers are spawned children running Python (besides a resource tracker)
-            workers = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
-            if ready == 200 and len(workers) == 2:
-                break
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
-        assert len(workers) == 2, (tmp_path / "server.log").read_text()
+    argv += ["--data-dir", str(tmp_path / "data"), *options]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        served = Served(proc, f"http://127.0.0.1:{port}", set(), log_path)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    ready = httpx.get(f"{served.base}/readyz", timeout=1).status_code
+                except httpx.TransportError:
+                    ready = 0
+                # spawned children run Python's spawn_main (besides a resource tracker)
+                served.children = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
+                if ready == 200 and len(served.children) == children:
+                    break
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            assert len(served.children) == children, log_path.read_text()
+            yield served
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for c in served.children:
+                if _alive(c):
+                    os.kill(c, signal.SIGKILL)
 
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        deadline = time.monotonic() + 30
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = [w for w in workers if _alive(w)]
-        assert not left, (
-            f"workers outlived hostimage serve: {left}\n" + (tmp_path / "server.log").read_text()
-        )
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for w in workers:
-            if _alive(w):
-                os.kill(w, signal.SIGKILL)
-        log.close()
+
+def _stop_and_check_children_gone(served: Served) -> None:
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(c) for c in served.children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [c for c in served.children if _alive(c)]
+    assert not left, f"outlived hostimage serve: {left}\n" + served.log.read_text()
+
+
+def test_sigterm_stops_the_embedded_workers(tmp_path: Path) -> None:
+    with serving(tmp_path, "shutdown-admin-1", "--workers", "2", children=2) as served:
+        _stop_and_check_children_gone(served)
 
 
 def test_several_api_processes_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTIMAGE_")}
-    env["HOSTIMAGE_ADMIN_PASSWORD"] = "processes-admin-1"
-    log = (tmp_path / "server.log").open("wb")
-    argv = [sys.executable, "-m", "hostimage.main", "serve", "--port", str(port)]
-    argv += ["--data-dir", str(tmp_path / "data"), "--workers", "0", "--api-processes", "2"]
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    apis: set[int] = set()
-    try:
-        deadline = time.monotonic() + 90
-        base = f"http://127.0.0.1:{port}"
-        while time.monotonic() < deadline:
-            apis = {c for c in _children(proc.pid) if b"spawn_main" in _cmdline(c)}
-            try:
-                ready = httpx.get(f"{base}/readyz", timeout=1).status_code
-            except httpx.TransportError:
-                ready = 0
-            if ready == 200 and len(apis) == 2:
-                break
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
-        assert len(apis) == 2, (tmp_path / "server.log").read_text()
+    options = ("--workers", "0", "--api-processes", "2")
+    with serving(tmp_path, "processes-admin-1", *options, children=2) as served:
         # every process answers with the same settings (the data dir given on the command
         # line, not the environment): a login made in one is valid in the other
         body = {"username": "admin", "password": "processes-admin-1"}
-        token = httpx.post(f"{base}/api/v1/auth/login", json=body, timeout=30).json()["token"]
+        login = httpx.post(f"{served.base}/api/v1/auth/login", json=body, timeout=30)
+        token = login.json()["token"]
         for _ in range(10):  # fresh connections, spread over the processes by the kernel
             r = httpx.get(
-                f"{base}/api/v1/host-images",
+                f"{served.base}/api/v1/host-images",
                 params={"scope": "system"},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=30,
             )
             assert r.status_code == 200, r.text
         assert (tmp_path / "data" / "hostimage.db").exists()
-
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        deadline = time.monotonic() + 30
-        while any(_alive(p) for p in apis) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [p for p in apis if _alive(p)], (tmp_path / "server.log").read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for p in apis:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
-        log.close()
+        _stop_and_check_children_gone(served)
