@@ -100,6 +100,18 @@ def test_rename_onto_taken_name_is_409(world: World) -> None:
     b = world.host_image("p0a", "b", disks=1)
     r = world.admin.patch(f"/host-images/{b['id']}", {"name": "a"})
     assert r.status_code == 409 and r.json()["code"] == "name_taken"
+    assert world.admin.get(f"/host-images/{b['id']}").json()["name"] == "b"
+
+
+def test_rename_onto_a_name_used_in_another_domain_with_three_level_on(world: World) -> None:
+    world.host_image("p1a", "elsewhere", disks=1)  # domain D1
+    b = world.host_image("p0a", "here", disks=2)  # domain Default
+    r = world.admin.patch(f"/host-images/{b['id']}", {"name": "elsewhere"})
+    assert r.status_code == 200, r.text
+    assert [s["name"] for s in r.json()["sub_images"]] == ["elsewhere-root", "elsewhere-data-1"]
+    # and back: the image's own current name is never "taken"
+    r = world.admin.patch(f"/host-images/{b['id']}", {"name": "here", "description": "x"})
+    assert r.status_code == 200 and r.json()["name"] == "here"
 
 
 def test_bad_enum_is_422(world: World) -> None:
