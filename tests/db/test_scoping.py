@@ -5,9 +5,10 @@ PostgreSQL gets the plain columns and plans by itself."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Select, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg as PG_DIALECT
 
 from hostimage.db.engine import make_engine
 from hostimage.db.migrate import upgrade
@@ -25,9 +26,10 @@ MEMBER = Principal(
     grants=(Grant(Role.MEMBER, "d1", "p1"), Grant(Role.DOMAINADMIN, "d1", None)),
 )
 HI = HostImage.__table__
+PG = PG_DIALECT()
 
 
-def _page(view: View) -> object:
+def _page(view: View) -> Select[Any]:
     return (
         select(HI.c.id)
         .where(view_filter(HostImage, MEMBER, view))
@@ -42,7 +44,7 @@ def test_sqlite_pages_walk_the_created_index(tmp_path: Path) -> None:
     engine = make_engine(url)
     with engine.connect() as conn:
         for view in (View.PROJECT, View.DOMAIN):
-            compiled = _page(view).compile(engine)  # type: ignore[attr-defined]
+            compiled = _page(view).compile(engine)
             plan = conn.exec_driver_sql(
                 f"EXPLAIN QUERY PLAN {compiled}",
                 tuple(compiled.params[k] for k in compiled.positiontup),
@@ -54,9 +56,7 @@ def test_sqlite_pages_walk_the_created_index(tmp_path: Path) -> None:
 
 
 def test_postgresql_gets_plain_columns() -> None:
-    sql = str(
-        select(HI.c.id).where(visible(HostImage, MEMBER)).compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
-    )
+    sql = str(select(HI.c.id).where(visible(HostImage, MEMBER)).compile(dialect=PG))
     assert "+host_images" not in sql and "host_images.project_id =" in sql
 
 

@@ -33,6 +33,19 @@ def request_id(request: Request) -> str:
     return request.headers.get("x-request-id") or uuid.uuid4().hex
 
 
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _context(
+    session: Session, token: str | None, req_id: str, client_ip: str | None
+) -> RequestContext:
+    """The caller behind ``token`` (401 otherwise) and the request it made."""
+    return RequestContext(
+        principal=authenticate(session, token), request_id=req_id, client_ip=client_ip
+    )
+
+
 class Runner:
     """Runs a request's use case in one worker-thread hop: open a session, authenticate the
     bearer token, call the use case, close the session (rolling back what it did not commit).
@@ -47,7 +60,7 @@ class Runner:
         self.factory: sessionmaker[Session] = request.app.state.session_factory
         self.token = bearer(request)
         self.request_id = request_id(request)
-        self.client_ip = request.client.host if request.client else None
+        self.client_ip = _client_ip(request)
 
     async def __call__(
         self,
@@ -71,11 +84,7 @@ class Runner:
     def _authenticated(self, use_case: Callable[..., T], args: Any, kwargs: Any) -> T:
         with self.factory() as session:
             begin_read(session)
-            ctx = RequestContext(
-                principal=authenticate(session, self.token),
-                request_id=self.request_id,
-                client_ip=self.client_ip,
-            )
+            ctx = _context(session, self.token, self.request_id, self.client_ip)
             return use_case(session, ctx, *args, **kwargs)
 
     def _anonymous(self, use_case: Callable[..., T], args: Any, kwargs: Any) -> T:
@@ -127,12 +136,7 @@ async def get_storage(request: Request) -> Storage:
 
 
 def get_ctx(request: Request, session: Annotated[Session, Depends(get_session)]) -> RequestContext:
-    principal = authenticate(session, bearer(request))
-    return RequestContext(
-        principal=principal,
-        request_id=request_id(request),
-        client_ip=request.client.host if request.client else None,
-    )
+    return _context(session, bearer(request), request_id(request), _client_ip(request))
 
 
 Run = Annotated[Runner, Depends(get_runner)]

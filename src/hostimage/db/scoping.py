@@ -102,21 +102,23 @@ def view_key(principal: Principal, view: View) -> tuple[str | None, ...]:
         return ("system",)
     if view is View.DOMAIN:
         return ("domain", principal.view_domain_id())
-    if principal.works_in_project and principal.project_id and principal.project_domain_id:
-        return ("project", principal.project_id, principal.project_domain_id)
-    return ("nothing",)
+    project = _current_project(principal)
+    return ("project", *project) if project else ("nothing",)
 
 
 def visible(model: Owned, principal: Principal) -> ColumnElement[bool]:
     """Every row the caller can see at all: the union of every view its roles give."""
     if principal.is_sysadmin:
         return true()
-    project = (
-        (principal.project_id, principal.project_domain_id)
-        if principal.works_in_project and principal.project_id and principal.project_domain_id
-        else None
-    )
-    return _visible(model, tuple(sorted(principal.admin_domain_ids)), project)
+    admin_domains = tuple(sorted(principal.admin_domain_ids))
+    return _visible(model, admin_domains, _current_project(principal))
+
+
+def _current_project(principal: Principal) -> tuple[str, str] | None:
+    """(project, its domain) when a role still covers the token's current project."""
+    if principal.works_in_project and principal.project_id and principal.project_domain_id:
+        return principal.project_id, principal.project_domain_id
+    return None
 
 
 # Filters are built once per distinct caller and reused: building an expression costs more

@@ -15,7 +15,7 @@ from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, Project
 from hostimage.db.scoping import visible
 from hostimage.domain.formats import mib_ceil
-from hostimage.domain.naming import sub_image_name, sub_image_name_parts, suffixed
+from hostimage.domain.naming import sub_image_name_parts, suffixed
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
 from hostimage.errors import HostImageError, NotFound
@@ -175,14 +175,14 @@ def rename_subs(session: Session, hi: HostImage, lk: Lookups | None = None) -> l
             name=case((index == 0, root), else_=literal(data_prefix) + cast(index, String)),
             updated_at=hi.updated_at,
         )
-        .returning(Image.id, index),
+        .returning(Image.id, index, Image.name),
         execution_options={"synchronize_session": False},
     ).all()
-    shown = lk.shown.get(hi.id) if lk is not None else None
-    if shown is not None:
-        for sub in shown["sub_images"]:
-            sub["name"] = sub_image_name(hi.name, sub["index"] or 0)
-    return [sub_id for sub_id, _ in sorted(rows, key=lambda row: row[1])]
+    if lk is not None and hi.id in lk.shown:
+        names = {sub_id: name for sub_id, _, name in rows}
+        for sub in lk.shown[hi.id]["sub_images"]:
+            sub["name"] = names.get(sub["id"], sub["name"])
+    return [sub_id for sub_id, _, _ in sorted(rows, key=lambda row: row[1])]
 
 
 def touch_subs(session: Session, host_image_ids: list[str], **values: object) -> None:

@@ -40,23 +40,12 @@ _SUB_FIELDS = tuple(c.key for c in _SUB_COLUMNS)
 _HI_FIELDS = tuple(c.key for c in HI.columns)
 
 
-def sub_image_dict(img: Image) -> dict[str, Any]:
-    """A sub-image as it appears inside a host image."""
-    return {
-        "id": img.id,
-        "name": img.name,
-        "index": img.idx,
-        "role": img.role,
-        "disk_format": img.disk_format,
-        "size": img.size,
-        "virtual_size": img.virtual_size,
-        "checksum": img.checksum,
-        "status": img.status,
-        "status_reason": img.status_reason,
-        "description": img.description,
-        "created_at": img.created_at,
-        "project_id": img.project_id,
-    }
+def sub_images_of(session: Session, host_image_id: str) -> list[dict[str, Any]]:
+    """A host image's sub-images as they appear inside it, in disk order."""
+    rows = session.execute(
+        select(*_SUB_COLUMNS).where(_IMG.c.host_image_id == host_image_id).order_by(_IMG.c.idx)
+    )
+    return [dict(zip(_SUB_FIELDS, row, strict=True)) for row in rows]
 
 
 _DOMAIN, _PROJECT = Domain.__table__.c, Project.__table__.c
@@ -97,10 +86,10 @@ def _description(dialect: str) -> Select[Any]:
 # Rows are read by position: SQLAlchemy need not map a cached statement's result columns
 # onto each new statement object (a private option, as the ORM itself uses it; the
 # version is pinned by the lock file and the tests read every field).
-BY_POSITION = {"_result_disable_adapt_to_context": True}
+_BY_POSITION = {"_result_disable_adapt_to_context": True}
 
 
-def ordered(columns: Any, order_by: str | None, descending: bool) -> tuple[Any, ...]:
+def _ordered(columns: Any, order_by: str | None, descending: bool) -> tuple[Any, ...]:
     if order_by is None:
         return ()
     if descending:
@@ -120,7 +109,7 @@ def described(
     catalogue revision (``revision``), ordered by ``order_by`` then id: one statement for any
     page."""
     dialect = session.get_bind().dialect.name
-    ordering = ordered(HI.c, order_by, descending)
+    ordering = _ordered(HI.c, order_by, descending)
     described = _description(dialect)
     if dialect == "sqlite":
         # SQLite would build the JSON for every match before sorting (350 ms for a domain
@@ -135,7 +124,7 @@ def described(
         described.join(Domain.__table__, _DOMAIN.id == HI.c.domain_id)
         .join(Project.__table__, _PROJECT.id == HI.c.project_id)
         .order_by(*ordering),
-        execution_options=BY_POSITION,
+        execution_options=_BY_POSITION,
     ).all()
     return [_item(r) for r in rows]
 

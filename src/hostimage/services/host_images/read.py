@@ -20,7 +20,7 @@ from hostimage.services.host_images.describe import (
     answer,
     described,
     of_loaded,
-    sub_image_dict,
+    sub_images_of,
 )
 from hostimage.services.host_images.totals import TOTALS
 
@@ -52,15 +52,11 @@ def detail(
     read with the lock are used (no statement): pass it only from a use case that changed
     neither, except through :func:`rename_subs`."""
     session.flush()
-    shown = lk.shown.get(hi.id) if lk is not None else None
-    if shown is None:
+    if lk is None or hi.id not in lk.shown:
         return answer(ctx, described(session, HI.c.id == hi.id)[0])
-    names = lk.names if lk is not None else None
-    assert names is not None
-    return answer(
-        ctx,
-        of_loaded(hi, names.domain(hi.domain_id) or "", names.project(hi.project_id) or "", shown),
-    )
+    domain_name = lk.names.domain(hi.domain_id) or ""
+    project_name = lk.names.project(hi.project_id) or ""
+    return answer(ctx, of_loaded(hi, domain_name, project_name, lk.shown[hi.id]))
 
 
 @dataclass(frozen=True)
@@ -143,10 +139,7 @@ def list_host_images(session: Session, ctx: RequestContext, q: ListQuery) -> dic
 def list_sub_images(session: Session, ctx: RequestContext, host_image_id: str) -> dict[str, Any]:
     """The sub-images of a visible host image in disk order (F9)."""
     get_visible(session, ctx, host_image_id)
-    subs = session.scalars(
-        select(Image).where(Image.host_image_id == host_image_id).order_by(Image.idx)
-    )
-    return {"items": [sub_image_dict(s) for s in subs]}
+    return {"items": sub_images_of(session, host_image_id)}
 
 
 NATIVE_STATUS = {
