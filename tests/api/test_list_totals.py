@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, select, update
 
 from hostimage.db import revision
@@ -58,17 +59,25 @@ def test_totals_follow_every_kind_of_change(world: World, app_env: tuple[Any, En
     assert _total(w, status="deleting") == 0
 
 
+@pytest.mark.parametrize("target", ["entity", "table"])
 def test_a_change_by_another_session_invalidates_the_total(
-    world: World, app_env: tuple[Any, Engine]
+    world: World, app_env: tuple[Any, Engine], target: str
 ) -> None:
-    """Another process writing through its own sessions (here: a second session factory)."""
+    """Another process writing through its own sessions (here: a second session factory),
+    with an ORM statement or one on the table itself."""
     _, engine = app_env
     w = world
     hi = w.host_image("p0a", "other-proc", disks=1)
     assert _total(w, os_type="Windows") == 0
     before = _revision(engine)
+    table = HostImage.__table__
+    statement = (
+        update(HostImage).where(HostImage.id == hi["id"])
+        if target == "entity"
+        else update(table).where(table.c.id == hi["id"])
+    )
     with session_scope(make_session_factory(engine)) as s:
-        s.execute(update(HostImage).where(HostImage.id == hi["id"]).values(os_type="Windows"))
+        s.execute(statement.values(os_type="Windows"))
         s.commit()
     assert _revision(engine) == before + 1
     assert _total(w, os_type="Windows") == 1

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -55,3 +55,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # 64-bit ids on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def table_of(model: type[Base]) -> Table:
+    """The table a model maps, typed as one (for statements on the table itself)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from hostimage.db import revision
+from hostimage.db import deferred, revision
 
 
 def normalize_url(url: str) -> str:
@@ -98,10 +98,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for use cases; their commits bump the catalogue revision when they changed
-    host images (see :mod:`hostimage.db.revision`)."""
+    """Sessions for use cases; their commits send the rows queued with
+    :func:`hostimage.db.deferred.insert_on_commit` and bump the catalogue revision when they
+    changed host images (see :mod:`hostimage.db.revision`)."""
     factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
     revision.track(factory)
+    deferred.track(factory)
     event.listen(factory, "before_flush", _refuse_flush_while_reading)
     event.listen(factory, "do_orm_execute", _refuse_dml_while_reading)
     return factory

@@ -20,9 +20,11 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, event, literal_column, text
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
+from hostimage.db.base import table_of
 from hostimage.db.models import HostImage
 
 _CHANGED = "catalogue_changed"
+_HOST_IMAGES = table_of(HostImage)
 
 _READ = {
     "postgresql": "(SELECT last_value FROM catalogue_revision_seq)",
@@ -60,8 +62,10 @@ def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
 
 def _do_orm_execute(state: ORMExecuteState) -> None:
     writes = state.is_update or state.is_delete or state.is_insert
-    mapper = state.bind_mapper
-    if writes and mapper is not None and mapper.class_ is HostImage:
+    # By the statement's table, not its mapper: a statement on the table itself has none
+    # (and an ORM statement's table is an annotated copy, equal only by name).
+    table = getattr(state.statement, "table", None)
+    if writes and getattr(table, "name", None) == _HOST_IMAGES.name:
         state.session.info[_CHANGED] = True
 
 

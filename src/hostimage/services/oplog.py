@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
+from hostimage.db import deferred
+from hostimage.db.base import table_of, utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, LogEntry, Project
 from hostimage.db.scoping import visible
@@ -39,6 +41,9 @@ def of_host_image(hi: HostImage) -> LoggedObject:
 def of_image(img: Image) -> LoggedObject:
     root = img.host_image_id or img.id
     return LoggedObject("image", img.id, img.name, root, img.domain_id, img.project_id)
+
+
+LOG = table_of(LogEntry)
 
 
 class NameCache:
@@ -82,11 +87,13 @@ def record(
     success: bool = True,
     notes: dict[str, Any] | None = None,
     names: NameCache | None = None,
-) -> LogEntry:
-    """Add one log entry to the session; it commits with the change it records."""
+) -> None:
+    """Add one log entry to the session's transaction; it is written when the session
+    commits, with the change it records, and dropped if it rolls back."""
     names = names or NameCache(session)
     p = ctx.principal if ctx else None
-    entry = LogEntry(
+    entry = dict(
+        time=utcnow(),
         obj_type=obj.obj_type,
         obj_id=obj.obj_id,
         obj_name=obj.obj_name,
@@ -105,8 +112,7 @@ def record(
         request_id=ctx.request_id if ctx else None,
         client_ip=ctx.client_ip if ctx else None,
     )
-    session.add(entry)
-    return entry
+    deferred.insert_on_commit(session, LOG, entry)
 
 
 def serialize(entry: LogEntry) -> dict[str, Any]:

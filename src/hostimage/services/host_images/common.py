@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, String, case, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from hostimage.db.base import utcnow
+from hostimage.db.base import table_of, utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, Project
 from hostimage.db.scoping import visible
@@ -20,9 +20,11 @@ from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
 from hostimage.errors import HostImageError, NotFound
 from hostimage.services.context import RequestContext
-from hostimage.services.host_images.describe import json_columns, shown_parts
+from hostimage.services.host_images.describe import HI, json_columns, shown_parts
 from hostimage.services.oplog import NameCache
 from hostimage.services.settings import three_level, three_level_column
+
+IMG = table_of(Image)
 
 
 @dataclass
@@ -167,16 +169,15 @@ def rename_subs(session: Session, hi: HostImage, lk: Lookups | None = None) -> l
     """Name the host image's sub-images after it (:func:`sub_image_name`) in one statement;
     their ids in disk order. What ``lk`` holds of them is renamed too."""
     root, data_prefix = sub_image_name_parts(hi.name)
-    index = func.coalesce(Image.idx, 0)
+    index = func.coalesce(IMG.c.idx, 0)
     rows = session.execute(
-        update(Image)
-        .where(Image.host_image_id == hi.id)
+        update(IMG)
+        .where(IMG.c.host_image_id == hi.id)
         .values(
             name=case((index == 0, root), else_=literal(data_prefix) + cast(index, String)),
             updated_at=hi.updated_at,
         )
-        .returning(Image.id, index, Image.name),
-        execution_options={"synchronize_session": False},
+        .returning(IMG.c.id, index, IMG.c.name)
     ).all()
     if lk is not None and hi.id in lk.shown:
         names = {sub_id: name for sub_id, _, name in rows}
@@ -204,11 +205,11 @@ def name_taken(
     Flushes first, so that names given earlier in the same transaction (a batch) count.
     """
     session.flush()
-    q = select(HostImage.id).where(HostImage.name == name)
+    q = select(HI.c.id).where(HI.c.name == name)
     if three_level:
-        q = q.where(HostImage.domain_id == domain_id)
+        q = q.where(HI.c.domain_id == domain_id)
     if exclude_id:
-        q = q.where(HostImage.id != exclude_id)
+        q = q.where(HI.c.id != exclude_id)
     return session.scalar(q.limit(1)) is not None
 
 
