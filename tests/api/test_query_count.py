@@ -137,3 +137,34 @@ def test_log_statements_do_not_grow_with_the_page(counting: Counting) -> None:
         n_many, body_many = counting.count(api, "/logs", obj_id=many["id"], limit=100)
         assert len(body_few["items"]) == 4 and len(body_many["items"]) == 41
         assert n_few == n_many, (view, n_few, n_many)
+
+
+def _sent(counter: StatementCounter) -> list[str]:
+    """The statements a request sent, without transaction control."""
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
+    return [s for s in counter.statements if not s.lstrip().upper().startswith(control)]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # token, lock (+ names, setting, sub-images, share targets), host image, log entry,
+        # revision bump
+        ({"description": "x"}, 5),
+        # + the name check comes with the lock, + one UPDATE renames the sub-images
+        ({"name": "renamed"}, 6),
+    ],
+)
+def test_a_patch_sends_a_fixed_set_of_statements(
+    counting: Counting, change: dict[str, Any], expected: int
+) -> None:
+    mw = counting.mw
+    hi = mw.compose("p1a", disks=3)
+    change = {k: f"{v}-{hi['id'][:8]}" for k, v in change.items()}
+    with StatementCounter(mw.engine) as counter:
+        r = mw.admin.patch(f"/host-images/{hi['id']}", change)
+    assert r.status_code == 200, r.text
+    sent = _sent(counter)
+    assert len(sent) == expected, "\n".join(sent)
+    assert sum("INSERT INTO op_logs" in s for s in sent) == 1
+    assert r.json() == mw.admin.get(f"/host-images/{hi['id']}").json()

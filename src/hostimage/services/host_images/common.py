@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, literal, select, update
+from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from hostimage.db.base import table_of, utcnow
@@ -40,6 +40,9 @@ class Lookups:
     shown: dict[str, dict[str, Any]] = field(default_factory=dict)
     _three_level: bool | None = None
     _sub_updates: dict[tuple[tuple[str, object], ...], list[str]] = field(default_factory=dict)
+    # (host-image id, wanted name) → is the name used by another image (anywhere, in the
+    # image's domain), as read with the lock.
+    _holders: dict[tuple[str, str], tuple[bool, bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.names = NameCache(self.session)
@@ -52,6 +55,21 @@ class Lookups:
         if self._three_level is None:
             self._three_level = three_level(self.session)
         return self._three_level
+
+    def know_holders(
+        self, host_image_id: str, name: str, *, anywhere: bool, in_domain: bool
+    ) -> None:
+        """Whether another image holds ``name``, as read with the lock of ``host_image_id``."""
+        self._holders[(host_image_id, name)] = (anywhere, in_domain)
+
+    def name_taken(self, hi: HostImage, name: str) -> bool:
+        """:func:`name_taken` for renaming ``hi`` to ``name``: from what the lock read when
+        it was asked for that name, else by a query."""
+        known = self._holders.get((hi.id, name))
+        if known is None:
+            return name_taken(self.session, name, hi.domain_id, self.three_level(), hi.id)
+        anywhere, in_domain = known
+        return in_domain if self.three_level() else anywhere
 
     def touch_subs(self, host_image_id: str, **values: object) -> None:
         """Apply ``values`` to the host image's sub-images: now, or with the batch's others."""
@@ -93,23 +111,43 @@ def _locking(ctx: RequestContext, *also: Any) -> Select[Any]:
     )
 
 
+# Another host image with the name a rename asks for, anywhere or in the same domain.
+_OTHER = HI.alias("other_host_image")
+
+
+def _holders(name: str) -> tuple[Any, Any]:
+    same_name = and_(_OTHER.c.name == name, _OTHER.c.id != HI.c.id)
+    in_domain = and_(same_name, _OTHER.c.domain_id == HI.c.domain_id)
+    return exists().where(same_name), exists().where(in_domain)
+
+
 def lock_visible(
-    session: Session, ctx: RequestContext, host_image_id: str, lk: Lookups | None = None
+    session: Session,
+    ctx: RequestContext,
+    host_image_id: str,
+    lk: Lookups | None = None,
+    *,
+    new_name: str | None = None,
 ) -> HostImage:
     """Begin a write transaction and lock the visible host image's row against racing writers
-    (NotFound when the caller cannot see it); its owner's names go to ``lk``."""
+    (NotFound when the caller cannot see it); its owner's names go to ``lk``, and with
+    ``new_name`` whether another image holds that name (``lk.name_taken``)."""
     begin_write(session)
     # The sub-images and share targets come along too: the use case's answer needs them.
-    also = json_columns(session.get_bind().dialect.name)
+    also = list(json_columns(session.get_bind().dialect.name))
+    if new_name is not None and lk is not None:
+        also.extend(_holders(new_name))
     row = session.execute(_locking(ctx, *also).where(HostImage.id == host_image_id)).first()
     if row is None:
         raise NotFound(f"Host image {host_image_id} not found.")
     hi: HostImage = row[0]
-    domain_name, project_name, three, subs_json, shares_json = row[1:]
+    domain_name, project_name, three, subs_json, shares_json = row[1:6]
     if lk is not None:
         lk.names.know(hi.domain_id, domain_name, hi.project_id, project_name)
         lk.know_three_level(three)
         lk.shown[hi.id] = shown_parts(subs_json, shares_json)
+        if new_name is not None:
+            lk.know_holders(hi.id, new_name, anywhere=bool(row[6]), in_domain=bool(row[7]))
     return hi
 
 

@@ -17,7 +17,6 @@ from hostimage.services.host_images.common import (
     Lookups,
     committed,
     lock_visible,
-    name_taken,
     owner_of,
     rename_subs,
     unique_name,
@@ -52,7 +51,7 @@ def update_host_image(
     """Edit attributes (F3). Renaming renames the sub-images ``<name>-root``/``-data-<n>``;
     one ``update`` entry carries the field diff, none when nothing changed; a taken name → 409."""
     lk = Lookups(session)
-    hi = lock_visible(session, ctx, host_image_id, lk)
+    hi = lock_visible(session, ctx, host_image_id, lk, new_name=changes.get("name"))
     with committed(session):
         apply_update(session, ctx, hi, changes, lk)
         answer = detail(session, ctx, hi, lk)
@@ -71,9 +70,7 @@ def apply_update(
             for k, v in changes.items()
             if k in EDITABLE and getattr(hi, k) != v
         }
-        if "name" in diff and name_taken(
-            session, changes["name"], hi.domain_id, lk.three_level(), exclude_id=hi.id
-        ):
+        if "name" in diff and lk.name_taken(hi, changes["name"]):
             raise Conflict(f"A host image named {changes['name']!r} exists.", code="name_taken")
     if not diff:
         return False
