@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hostimage.db.base import table_of, utcnow
 from hostimage.db.engine import begin_write
@@ -70,6 +71,18 @@ class Lookups:
             return name_taken(self.session, name, hi.domain_id, self.three_level(), hi.id)
         anywhere, in_domain = known
         return in_domain if self.three_level() else anywhere
+
+    def change(self, hi: HostImage, values: dict[str, Any]) -> None:
+        """Give ``hi`` the column ``values``: alone, with one ``UPDATE`` now (no ORM flush);
+        in a batch, on the object, so the batch's rows are flushed together."""
+        if self.batched:
+            for key, value in values.items():
+                setattr(hi, key, value)
+            return
+        self.session.execute(update(HI).where(HI.c.id == hi.id).values(values))
+        for key, value in values.items():
+            # The row already holds it: the object must not send it again.
+            set_committed_value(hi, key, value)
 
     def touch_subs(self, host_image_id: str, **values: object) -> None:
         """Apply ``values`` to the host image's sub-images: now, or with the batch's others."""

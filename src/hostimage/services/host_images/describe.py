@@ -11,13 +11,14 @@ from sqlalchemy.orm import Session
 
 from hostimage.db import revision
 from hostimage.db.aggregate import json_rows, rows_of, timestamp_of
+from hostimage.db.base import table_of
 from hostimage.db.models import Domain, HostImage, Image, Project, Share
 from hostimage.domain.permissions import Action, allowed
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, delete_refusal
 from hostimage.services.context import RequestContext
 
-HI = HostImage.__table__
+HI = table_of(HostImage)
 _IMG = Image.__table__
 _SHARE = Share.__table__
 # Rows are read as plain tuples (no ORM objects): a list page is the hottest read there is.

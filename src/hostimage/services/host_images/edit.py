@@ -74,9 +74,7 @@ def apply_update(
             raise Conflict(f"A host image named {changes['name']!r} exists.", code="name_taken")
     if not diff:
         return False
-    for key, (_, new) in diff.items():
-        setattr(hi, key, new)
-    hi.updated_at = utcnow()
+    lk.change(hi, {**{key: new for key, (_, new) in diff.items()}, "updated_at": utcnow()})
     notes: dict[str, Any] = {"changes": diff}
     if "name" in diff:
         notes["renamed_sub_images"] = rename_subs(session, hi, lk)
