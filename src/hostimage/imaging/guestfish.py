@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import re
@@ -45,6 +46,11 @@ class GuestfsError(HostImageError):
     title = "Guest filesystem operation failed"
 
 
+# Scratch directories are made under the temporary directory with this prefix; each holds
+# the server's log and OWNER_FILE.
+SCRATCH_PREFIX = "hostimage-guestfs-"
+OWNER_FILE = "owner.json"
+
 _SAFE_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-")
 
 # Once KVM has failed to start an appliance in this process, later launches go straight to
@@ -62,10 +68,11 @@ class Guestfish:
         self._limits = limits
         self._readonly = readonly
         self._binary = shutil.which("guestfish")
-        self._tmp = Path(tempfile.mkdtemp(prefix="hostimage-guestfs-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
         self._log = (self._tmp / "server.log").open("w+b")
         self._pid: int | None = None
         self._pgid = 0
+        self._note_owner()
         # A server that missed a deadline is still busy and would not hear "exit" in time.
         self._hung = False
         self._env: dict[str, str] = {}
@@ -128,6 +135,7 @@ class Guestfish:
         with contextlib.suppress(ProcessLookupError):
             group = os.getpgid(self._pid)
             self._pgid = group if group != os.getpgrp() else 0
+        self._note_owner()
         self.call("run", timeout=timeout)
 
     def call(self, command: str, *args: str, timeout: float | None = None) -> str:
@@ -206,6 +214,16 @@ class Guestfish:
         self._pid = None
         self._hung = False
 
+    def _note_owner(self) -> None:
+        # The server outlives this process if it is killed (it runs in a session of its
+        # own); what reap_orphans needs to find and stop it is written next to its log.
+        me = os.getpid()
+        server = None
+        if self._pid is not None:
+            server = [self._pid, _start_time(self._pid), self._pgid]
+        note = {"owner": [me, _start_time(me)], "server": server}
+        (self._tmp / OWNER_FILE).write_text(json.dumps(note))
+
     def close(self) -> None:
         """Stop the server (and its appliance) and remove the scratch directory."""
         try:
@@ -253,6 +271,53 @@ class Guestfish:
         for parent in sorted({posixpath.dirname(p) for p in paths}):
             left.update(posixpath.join(parent, n) for n in self.listing("ls0", parent))
         return [p for p in paths if p not in left]
+
+
+def _start_time(pid: int) -> int | None:
+    """When a live process started (clock ticks after boot): with its pid, this names one
+    process, not a later one that reuses the pid. None when there is no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])  # field 22 of proc(5); the list starts at field 3
+
+
+def reap_orphans(scratch_root: Path | None = None) -> int:
+    """Stop the guestfish servers (and their appliances) left by processes that died
+    without stopping them, such as a killed worker, and remove those processes' scratch
+    directories. Servers of live processes are never touched. Returns how many servers
+    were stopped.
+
+    A killed server's image is not flushed: it belonged to the dead process's task, which
+    is retried from the start or given up.
+    """
+    root = scratch_root or Path(tempfile.gettempdir())
+    stopped = 0
+    for scratch in root.glob(SCRATCH_PREFIX + "*"):
+        try:
+            note = json.loads((scratch / OWNER_FILE).read_text())
+            owner_pid, owner_started = note["owner"]
+            server = note["server"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being created, or not written by this version: not ours to judge
+        if owner_started is None or _start_time(owner_pid) == owner_started:
+            continue
+        if server is not None:
+            pid, started, pgid = server
+            if started is not None and _start_time(pid) == started and pgid > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while _start_time(pid) == started and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                stopped += 1
+            with contextlib.suppress(OSError):
+                Path(f"/tmp/.guestfish-{os.geteuid()}/socket-{pid}").unlink()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return stopped
 
 
 def _errors(log: str) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import Task
+from hostimage.imaging import guestfish
 from hostimage.services.runtime import Runtime
 from hostimage.tasks.worker.handlers import GIVE_UP, HANDLERS
 
@@ -148,6 +149,11 @@ class Worker:
         while True:
             if time.monotonic() - last_recovery > 15:
                 self.recover_stale()
+                # A killed worker's appliance keeps running (and holding its memory) until
+                # another worker on the host stops it.
+                reaped = guestfish.reap_orphans()
+                if reaped:
+                    log.warning("stopped %d appliance(s) left by a killed worker", reaped)
                 last_recovery = time.monotonic()
             if not self.run_once():
                 time.sleep(poll_seconds)
