@@ -3,11 +3,15 @@ with a reason) and no half-written object is ever marked active."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 from sqlalchemy import update
 
 from hostimage.db.models import Task
+from hostimage.imaging.guestfish import OWNER_FILE, SCRATCH_PREFIX, reap_orphans
 from hostimage.tasks.worker import Worker
 from hostimage.tasks.worker.loop import MAX_ATTEMPTS
 from tests.api.conftest import World
@@ -58,6 +63,16 @@ def _wait_running(world: World, task_id: str, timeout: float = 120) -> dict[str,
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    # What a surviving worker does every 15 s: stop the appliance the dead one may have left.
+    reap_orphans()
+    assert not any(_owned_by(proc.pid)), "an appliance of the killed worker is still running"
+
+
+def _owned_by(pid: int) -> Iterator[Path]:
+    for note in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*/{OWNER_FILE}"):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(note.read_text())["owner"][0] == pid:
+                yield note
 
 
 def _no_active_without_object(world: World, hid: str) -> None:
