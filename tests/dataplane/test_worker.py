@@ -13,6 +13,7 @@ from hostimage.db.models import Task
 from hostimage.tasks.queue import enqueue
 from hostimage.tasks.worker import Worker
 from tests.api.conftest import World
+from tests.api.helpers_rbac import StatementCounter
 
 
 def _enqueue(world: World, n: int, kind: str = "unknown_kind") -> list[str]:
@@ -61,3 +62,20 @@ def test_stale_running_task_is_requeued_fresh_one_is_not(world: World) -> None:
     with world.worker.rt.factory() as s:
         assert s.get(Task, stale).status == "queued"  # type: ignore[union-attr]
         assert s.get(Task, fresh).status == "running"  # type: ignore[union-attr]
+
+
+def test_an_idle_worker_polls_without_taking_a_write_lock(world: World) -> None:
+    """Nothing queued: one plain read, no transaction (no BEGIN IMMEDIATE on SQLite, whose
+    write lock is the whole database's), no row lock; a queued task is then claimed."""
+    worker = Worker(world.worker.rt, worker_id="idle")
+    world.worker.drain()
+    engine = world.worker.rt.factory.kw["bind"]
+    with StatementCounter(engine) as counter:
+        assert worker.claim() is None
+    assert len(counter.statements) == 1, counter.statements
+    assert not any(
+        word in s.upper() for s in counter.statements for word in ("BEGIN", "FOR UPDATE")
+    )
+    (task_id,) = _enqueue(world, 1)
+    claimed = worker.claim()
+    assert claimed is not None and claimed.id == task_id and claimed.status == "running"

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from hostimage.db.base import utcnow
-from hostimage.db.engine import begin_write
+from hostimage.db.engine import begin_read, begin_write
 from hostimage.db.models import Task
 from hostimage.imaging import guestfish
 from hostimage.services.runtime import Runtime
@@ -43,6 +43,12 @@ class Worker:
     def claim(self) -> Task | None:
         """Take the oldest queued task, marking it running under this worker."""
         with self.rt.factory() as session:
+            # An idle worker asks twice a second. It looks without a transaction first, so
+            # that it takes no write lock (on SQLite, the whole database's, which every API
+            # write would then wait for) while nothing is queued.
+            begin_read(session)
+            if session.scalar(select(Task.id).where(Task.status == "queued").limit(1)) is None:
+                return None
             begin_write(session)
             task = session.scalar(
                 select(Task)
