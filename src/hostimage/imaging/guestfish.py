@@ -183,13 +183,7 @@ class Guestfish:
         return self._log.read(1 << 20).decode("utf-8", "replace").strip()[:4000]
 
     def _server_alive(self) -> bool:
-        if self._pid is None:
-            return False
-        try:
-            state = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        return state not in ("Z", "X")
+        return self._pid is not None and _start_time(self._pid) is not None
 
     def _stop_server(self) -> None:
         if self._pid is None:
@@ -208,9 +202,7 @@ class Guestfish:
             deadline = time.monotonic() + 10
             while self._server_alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            # A killed server cannot remove its socket; guestfish documents this fixed place.
-            with contextlib.suppress(OSError):
-                Path(f"/tmp/.guestfish-{os.geteuid()}/socket-{self._pid}").unlink()
+            _remove_socket(self._pid)
         self._pid = None
         self._hung = False
 
@@ -285,6 +277,12 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])  # field 22 of proc(5); the list starts at field 3
 
 
+def _remove_socket(server_pid: int) -> None:
+    # A killed server cannot remove its socket; guestfish documents this fixed place.
+    with contextlib.suppress(OSError):
+        Path(f"/tmp/.guestfish-{os.geteuid()}/socket-{server_pid}").unlink()
+
+
 def reap_orphans(scratch_root: Path | None = None) -> int:
     """Stop the guestfish servers (and their appliances) left by processes that died
     without stopping them, such as a killed worker, and remove those processes' scratch
@@ -314,8 +312,7 @@ def reap_orphans(scratch_root: Path | None = None) -> int:
                 while _start_time(pid) == started and time.monotonic() < deadline:
                     time.sleep(0.05)
                 stopped += 1
-            with contextlib.suppress(OSError):
-                Path(f"/tmp/.guestfish-{os.geteuid()}/socket-{pid}").unlink()
+            _remove_socket(pid)
         shutil.rmtree(scratch, ignore_errors=True)
     return stopped
 
