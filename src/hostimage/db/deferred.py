@@ -37,10 +37,6 @@ def send(session: Session) -> None:
         session.execute(insert(table), rows[0] if len(rows) == 1 else rows)
 
 
-def _before_commit(session: Session) -> None:
-    send(session)
-
-
 def _after_rollback(session: Session) -> None:
     session.info.pop(_QUEUE, None)
 
@@ -48,5 +44,5 @@ def _after_rollback(session: Session) -> None:
 def track(factory: sessionmaker[Session]) -> None:
     """Send queued rows before every commit of a session made by ``factory``."""
     factory.kw.setdefault("info", {})[_TRACKED] = True
-    event.listen(factory, "before_commit", _before_commit)
+    event.listen(factory, "before_commit", send)
     event.listen(factory, "after_rollback", _after_rollback)

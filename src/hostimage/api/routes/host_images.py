@@ -45,16 +45,7 @@ async def list_host_images(
     protected: bool | None = None,
     share_scope: Literal["none", "project", "domain", "system"] | None = None,
     is_standard: bool | None = None,
-    order_by: Literal[
-        "name",
-        "created_at",
-        "updated_at",
-        "size",
-        "status",
-        "os_type",
-        "disk_format",
-        "share_scope",
-    ] = "created_at",
+    order_by: read.OrderBy = "created_at",
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     q = read.ListQuery(

@@ -11,7 +11,7 @@ from sqlalchemy import Select, String, and_, case, cast, exists, func, literal, 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hostimage.db.base import table_of, utcnow
+from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, HostImage, Image, Project
 from hostimage.db.scoping import visible
@@ -21,11 +21,9 @@ from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, derive_host_status
 from hostimage.errors import HostImageError, NotFound
 from hostimage.services.context import RequestContext
-from hostimage.services.host_images.describe import HI, json_columns, shown_parts
+from hostimage.services.host_images.describe import HI, IMG, json_columns, shown_parts
 from hostimage.services.oplog import NameCache
 from hostimage.services.settings import three_level, three_level_column
-
-IMG = table_of(Image)
 
 
 @dataclass
@@ -128,7 +126,7 @@ def _locking(ctx: RequestContext, *also: Any) -> Select[Any]:
 _OTHER = HI.alias("other_host_image")
 
 
-def _holders(name: str) -> tuple[Any, Any]:
+def _name_holders(name: str) -> tuple[Any, Any]:
     same_name = and_(_OTHER.c.name == name, _OTHER.c.id != HI.c.id)
     in_domain = and_(same_name, _OTHER.c.domain_id == HI.c.domain_id)
     return exists().where(same_name), exists().where(in_domain)
@@ -149,7 +147,7 @@ def lock_visible(
     # The sub-images and share targets come along too: the use case's answer needs them.
     also = list(json_columns(session.get_bind().dialect.name))
     if new_name is not None and lk is not None:
-        also.extend(_holders(new_name))
+        also.extend(_name_holders(new_name))
     row = session.execute(_locking(ctx, *also).where(HostImage.id == host_image_id)).first()
     if row is None:
         raise NotFound(f"Host image {host_image_id} not found.")

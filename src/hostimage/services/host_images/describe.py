@@ -19,23 +19,23 @@ from hostimage.domain.status import ImageStatus, delete_refusal
 from hostimage.services.context import RequestContext
 
 HI = table_of(HostImage)
-_IMG = Image.__table__
+IMG = table_of(Image)
 _SHARE = Share.__table__
 # Rows are read as plain tuples (no ORM objects): a list page is the hottest read there is.
 _SUB_COLUMNS = (
-    _IMG.c.id,
-    _IMG.c.name,
-    _IMG.c.idx.label("index"),
-    _IMG.c.role,
-    _IMG.c.disk_format,
-    _IMG.c.size,
-    _IMG.c.virtual_size,
-    _IMG.c.checksum,
-    _IMG.c.status,
-    _IMG.c.status_reason,
-    _IMG.c.description,
-    _IMG.c.created_at,
-    _IMG.c.project_id,
+    IMG.c.id,
+    IMG.c.name,
+    IMG.c.idx.label("index"),
+    IMG.c.role,
+    IMG.c.disk_format,
+    IMG.c.size,
+    IMG.c.virtual_size,
+    IMG.c.checksum,
+    IMG.c.status,
+    IMG.c.status_reason,
+    IMG.c.description,
+    IMG.c.created_at,
+    IMG.c.project_id,
 )
 _SUB_FIELDS = tuple(c.key for c in _SUB_COLUMNS)
 _HI_FIELDS = tuple(c.key for c in HI.columns)
@@ -44,7 +44,7 @@ _HI_FIELDS = tuple(c.key for c in HI.columns)
 def sub_images_of(session: Session, host_image_id: str) -> list[dict[str, Any]]:
     """A host image's sub-images as they appear inside it, in disk order."""
     rows = session.execute(
-        select(*_SUB_COLUMNS).where(_IMG.c.host_image_id == host_image_id).order_by(_IMG.c.idx)
+        select(*_SUB_COLUMNS).where(IMG.c.host_image_id == host_image_id).order_by(IMG.c.idx)
     )
     return [dict(zip(_SUB_FIELDS, row, strict=True)) for row in rows]
 
@@ -58,7 +58,7 @@ def json_columns(dialect: str) -> tuple[Any, Any]:
     """A host image's sub-images and share targets (with names), each as one JSON column
     correlated to ``host_images``; read back with :func:`shown_parts`. Built once per dialect
     (building a statement costs more than running this part of it)."""
-    subs = select(json_rows(dialect, *_SUB_COLUMNS)).where(_IMG.c.host_image_id == HI.c.id)
+    subs = select(json_rows(dialect, *_SUB_COLUMNS)).where(IMG.c.host_image_id == HI.c.id)
     # One index probe per share row for its name (a join made the planner hash every project).
     name = case(
         (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from hostimage.services.host_images.describe import (
 )
 from hostimage.services.host_images.totals import TOTALS
 
-ORDERABLE = (
+OrderBy = Literal[
     "name",
     "created_at",
     "updated_at",
@@ -33,7 +33,8 @@ ORDERABLE = (
     "os_type",
     "disk_format",
     "share_scope",
-)
+]
+ORDERABLE: tuple[str, ...] = get_args(OrderBy)
 
 
 def get_host_image(session: Session, ctx: RequestContext, host_image_id: str) -> dict[str, Any]:
