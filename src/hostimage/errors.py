@@ -85,3 +85,35 @@ class RangeNotSatisfiable(HostImageError):
     status = 416
     code = "range_not_satisfiable"
     title = "Range not satisfiable"
+
+
+class TooLarge(HostImageError):
+    """An image over ``max_upload_size_gb`` or ``max_virtual_size_gb`` (SPEC §9.1)."""
+
+    status = 413
+    code = "too_large"
+    title = "Image too large"
+
+
+class TooManyAttempts(HostImageError):
+    """Login throttling: too many failed attempts for a user or a client address."""
+
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many attempts"
+
+
+class Busy(HostImageError):
+    """The database (or another shared resource) is busy; the client should retry."""
+
+    status = 503
+    code = "busy"
+    title = "Service busy"
+
+
+class InsufficientStorage(HostImageError):
+    """Not enough free space to store or convert the data (no partial result is kept)."""
+
+    status = 507
+    code = "insufficient_storage"
+    title = "Insufficient storage"
