@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     qemu_timeout_seconds: int = 3600
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Password hashing runs on a pool of its own, so a burst of logins never takes the
+    # threads every other request needs.
+    password_hash_threads: int = Field(default=2, ge=1)
+    # Tasks: how often an idempotent task is tried before it fails for good, and the first
+    # retry delay (doubled after each further failure).
+    task_max_attempts: int = Field(default=5, ge=1)
+    task_retry_base_seconds: float = Field(default=5.0, ge=0)
+    # Garbage collection of stored objects no row references: how old such an object must
+    # be before it goes, and how often the workers look.
+    gc_grace_hours: float = Field(default=24.0, ge=0)
+    gc_interval_seconds: int = Field(default=3600, ge=1)
     s3_endpoint: str | None = None
     s3_region: str | None = None
     s3_access_key: str | None = None
