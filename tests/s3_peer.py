@@ -21,10 +21,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hostimage.storage.s3 import DEFAULT_PART_SIZE, S3Storage
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 SERVER_START_TIMEOUT = 30.0
 
@@ -136,8 +140,11 @@ def _remove_run(admin: S3Storage, server: S3Server) -> None:
     for page in client.get_paginator("list_objects_v2").paginate(
         Bucket=server.bucket, Prefix=prefix
     ):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=server.bucket, Key=obj["Key"])
+        objects: list[ObjectIdentifierTypeDef] = [
+            {"Key": obj["Key"]} for obj in page.get("Contents", [])
+        ]
+        if objects:  # a page holds at most 1000 keys, as many as one call may delete
+            client.delete_objects(Bucket=server.bucket, Delete={"Objects": objects})
     uploads = client.list_multipart_uploads(Bucket=server.bucket, Prefix=prefix)
     for upload in uploads.get("Uploads", []):
         client.abort_multipart_upload(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -153,3 +154,48 @@ def test_part_size_grows_so_large_objects_fit() -> None:
     assert writer._next_part_size() == 32 * MIB
     writer._parts = [{"PartNumber": n, "ETag": ""} for n in range(1, 9001)]
     assert writer._next_part_size() == MAX_PART_SIZE
+
+
+def test_listing_goes_past_one_page(s3: S3Storage) -> None:
+    keys = {f"many/{i:04d}" for i in range(1003)}  # S3 pages hold 1000 keys
+    for key in keys:
+        s3.client.put_object(Bucket=s3.bucket, Key=f"{s3.prefix}/{key}", Body=b"")
+    listed = [info.key for info in s3.list_objects("many/")]
+    assert listed == sorted(keys)
+
+
+def test_listing_skips_names_that_are_not_keys(s3: S3Storage) -> None:
+    for name in ("ok/key", "with space", "ok/../up", ".hidden"):
+        s3.client.put_object(Bucket=s3.bucket, Key=f"{s3.prefix}/{name}", Body=b"x")
+    assert [info.key for info in s3.list_objects()] == ["ok/key"]
+
+
+def test_an_upload_that_still_gets_parts_is_not_stale(s3: S3Storage) -> None:
+    writer = s3.open_writer("busy")
+    writer.write(b"p" * (MIN_PART_SIZE + 1))
+    [upload] = s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=f"{s3.prefix}/")["Uploads"]
+    cutoff = datetime.now(UTC) - timedelta(minutes=1)
+    # an upload's Initiated time never moves (the test server even reports a fixed one from
+    # years ago): what counts is when its latest part arrived
+    assert list(s3.incomplete_writes(cutoff)) == []
+    if upload["Initiated"] < cutoff:
+        assert list(s3.incomplete_writes(datetime.now(UTC) + timedelta(minutes=1)))
+    writer.publish()
+    assert s3.stat("busy") is not None
+
+
+def test_an_upload_without_parts_is_listed_and_aborted(s3: S3Storage) -> None:
+    s3.client.create_multipart_upload(Bucket=s3.bucket, Key=f"{s3.prefix}/empty-upload")
+    [found] = list(s3.incomplete_writes(datetime.now(UTC) + timedelta(minutes=1)))
+    assert (found.key, found.size) == ("empty-upload", 0)
+    s3.discard_incomplete(found)
+    assert incomplete_uploads(s3) == []
+    s3.discard_incomplete(found)  # already gone
+
+
+def test_incomplete_writes_stay_within_the_prefix(s3_server: S3Server, s3: S3Storage) -> None:
+    other = s3_server.storage(uuid.uuid4().hex[:12], part_size=MIN_PART_SIZE)
+    theirs = other.open_writer("theirs")
+    theirs.write(b"t" * (MIN_PART_SIZE + 1))
+    assert list(s3.incomplete_writes(datetime.now(UTC) + timedelta(minutes=1))) == []
+    theirs.abort()

@@ -1,6 +1,7 @@
 """Bytes of images: a Storage protocol; local filesystem (default), S3, and in memory."""
 
 from hostimage.storage.base import (
+    IncompleteWrite,
     ObjectInfo,
     Storage,
     StorageError,
@@ -10,6 +11,7 @@ from hostimage.storage.base import (
 )
 
 __all__ = [
+    "IncompleteWrite",
     "ObjectInfo",
     "Storage",
     "StorageError",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
@@ -27,8 +28,35 @@ def check_key(key: str) -> None:
 
 @dataclass(frozen=True)
 class ObjectInfo:
+    """A published object: its key, its size in bytes and, where known, when it was last
+    written (UTC). ``modified`` is left out of comparisons: two infos of one object are equal
+    whether or not they carry it."""
+
     key: str
     size: int
+    modified: datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class IncompleteWrite:
+    """A write that was started and neither published nor aborted: its process died, or it
+    stalled. Invisible under its key, but it takes space (a temporary file, the parts of an
+    S3 multipart upload).
+
+    ``ref`` is the backend's handle for :meth:`Storage.discard_incomplete` (a temporary
+    file's name, an upload id); ``key`` the object key being written, when the backend knows
+    it; ``size`` the bytes received so far; ``modified`` when bytes last arrived (UTC).
+    """
+
+    ref: str
+    key: str | None
+    size: int
+    modified: datetime
+
+    @property
+    def name(self) -> str:
+        """What to call it in a report: its key, else the backend's handle."""
+        return self.key or self.ref
 
 
 class Writer(Protocol):
@@ -53,6 +81,25 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
 
     def keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every published object whose key starts with ``prefix``, with its size and last
+        modification time, streamed (page by page, directory by directory): never the whole
+        listing in memory. Objects published or deleted while the listing runs may or may not
+        appear. Raises StorageError if the listing fails."""
+        ...
+
+    def incomplete_writes(self, older_than: datetime) -> Iterator[IncompleteWrite]:
+        """The writes that were started and neither published nor aborted, and that have
+        received no bytes since ``older_than`` (an aware datetime). A write still running
+        keeps receiving bytes and so is not listed unless it stalled that long."""
+        ...
+
+    def discard_incomplete(self, write: IncompleteWrite) -> None:
+        """Drop an incomplete write and the space it takes; its writer, if it still runs,
+        can then no longer publish (StorageError). A write already gone is not an error.
+        Raises StorageError if the backend refuses."""
+        ...
 
 
 def open_storage(

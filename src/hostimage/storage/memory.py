@@ -2,15 +2,23 @@
 
 Same rules as the other backends: keys are validated like the local backend's, a writer's
 bytes are invisible until ``publish``, ``abort`` drops them, reads see the object as it was
-when the read started. Thread-safe. Everything is lost with the process.
+when the read started. Writers still open count as incomplete writes (a writer dropped
+unpublished leaves nothing behind). Thread-safe. Everything is lost with the process.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
+import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
-from hostimage.storage.base import ObjectInfo, StorageError, check_key
+from hostimage.storage.base import IncompleteWrite, ObjectInfo, StorageError, check_key
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class MemoryWriter:
@@ -20,13 +28,27 @@ class MemoryWriter:
         self._storage = storage
         self._key = key
         self._buffer = bytearray()
-        self._state = "open"  # open → published | aborted
+        self._state = "open"  # open → published | aborted | discarded
+        self.ref = uuid.uuid4().hex
+        self.modified = _now()
 
     def write(self, data: bytes) -> None:
-        """Append ``data``. Raises StorageError once the writer is published or aborted."""
+        """Append ``data``. Raises StorageError once the writer is published, aborted or
+        discarded."""
         if self._state != "open":
             raise StorageError(f"Writer for {self._key!r} is {self._state}")
         self._buffer += data
+        self.modified = _now()
+
+    def incomplete(self) -> IncompleteWrite:
+        return IncompleteWrite(
+            ref=self.ref, key=self._key, size=len(self._buffer), modified=self.modified
+        )
+
+    def discard(self) -> None:
+        if self._state == "open":
+            self._state = "discarded"
+            self._buffer = bytearray()
 
     def publish(self) -> ObjectInfo:
         """Make the object visible under its key at once (replacing any object there)."""
@@ -36,6 +58,7 @@ class MemoryWriter:
         self._buffer = bytearray()
         self._state = "published"
         self._storage._put(self._key, data)
+        self._storage._forget(self.ref)
         return ObjectInfo(key=self._key, size=len(data))
 
     def abort(self) -> None:
@@ -43,28 +66,40 @@ class MemoryWriter:
         if self._state == "open":
             self._state = "aborted"
             self._buffer = bytearray()
+            self._storage._forget(self.ref)
 
 
 class MemoryStorage:
-    """Objects in a dict, guarded by a lock."""
+    """Objects in a dict (with the time each was stored), guarded by a lock."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, bytes] = {}
+        self._objects: dict[str, tuple[bytes, datetime]] = {}
+        self._writers: weakref.WeakValueDictionary[str, MemoryWriter] = (
+            weakref.WeakValueDictionary()
+        )
         self._lock = threading.Lock()
+
+    def _forget(self, ref: str) -> MemoryWriter | None:
+        with self._lock:
+            return self._writers.pop(ref, None)
 
     def _put(self, key: str, data: bytes) -> None:
         with self._lock:
-            self._objects[key] = data
+            self._objects[key] = (data, _now())
 
     def _get(self, key: str) -> bytes | None:
         check_key(key)
         with self._lock:
-            return self._objects.get(key)
+            found = self._objects.get(key)
+        return None if found is None else found[0]
 
     def open_writer(self, key: str) -> MemoryWriter:
         """A writer for ``key`` (validated now); nothing is visible until ``publish``."""
         check_key(key)
-        return MemoryWriter(self, key)
+        writer = MemoryWriter(self, key)
+        with self._lock:
+            self._writers[writer.ref] = writer
+        return writer
 
     def read(
         self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
@@ -87,9 +122,13 @@ class MemoryStorage:
         return chunks()
 
     def stat(self, key: str) -> ObjectInfo | None:
-        """Size of the published object at ``key``, or None if there is none."""
-        data = self._get(key)
-        return None if data is None else ObjectInfo(key=key, size=len(data))
+        """Size and time stored of the object at ``key``, or None if there is none."""
+        check_key(key)
+        with self._lock:
+            found = self._objects.get(key)
+        if found is None:
+            return None
+        return ObjectInfo(key=key, size=len(found[0]), modified=found[1])
 
     def delete(self, key: str) -> None:
         """Remove the object at ``key``; deleting a missing object is not an error."""
@@ -99,6 +138,27 @@ class MemoryStorage:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of published objects starting with ``prefix``, sorted (a snapshot)."""
+        return (info.key for info in self.list_objects(prefix))
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Published objects whose key starts with ``prefix``, sorted by key (a snapshot)."""
         with self._lock:
-            found = sorted(k for k in self._objects if k.startswith(prefix))
-        return iter(found)
+            found = [
+                ObjectInfo(key=k, size=len(data), modified=when)
+                for k, (data, when) in self._objects.items()
+                if k.startswith(prefix)
+            ]
+        return iter(sorted(found, key=lambda info: info.key))
+
+    def incomplete_writes(self, older_than: datetime) -> Iterator[IncompleteWrite]:
+        """Writers still open that were last written to before ``older_than``."""
+        with self._lock:
+            writers = list(self._writers.values())
+        found = [w.incomplete() for w in writers if w.modified < older_than]
+        return iter(sorted(found, key=lambda w: w.modified))
+
+    def discard_incomplete(self, write: IncompleteWrite) -> None:
+        """Drop the writer's bytes; it can no longer write or publish."""
+        writer = self._forget(write.ref)
+        if writer is not None:
+            writer.discard()

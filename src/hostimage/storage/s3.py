@@ -7,10 +7,12 @@ creates it for tests and development setups.
 A writer buffers one part in memory (16 MiB by default) and uploads each full part as part of
 an S3 multipart upload; ``publish`` completes the upload, which makes the whole object appear
 under its key in one step. An object smaller than one part is sent with a single PUT at
-``publish``. ``abort`` aborts the multipart upload, and so does the garbage collector for a
-writer dropped unpublished, on a best-effort basis. A process that dies mid-write still
-leaves an incomplete upload behind (invisible, but billed as storage): give the bucket a
-lifecycle rule with ``AbortIncompleteMultipartUpload`` (for example after one day).
+``publish``. ``abort`` aborts the multipart upload, and so does Python's garbage collector for
+a writer dropped unpublished, on a best-effort basis. A process that dies mid-write still
+leaves an incomplete upload behind (invisible, but billed as storage): the service's garbage
+collector aborts it once no part has arrived for the grace period
+(:meth:`S3Storage.incomplete_writes`); a bucket lifecycle rule with
+``AbortIncompleteMultipartUpload`` is a second line of defence.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import functools
 import threading
 import weakref
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hostimage.storage.base import ObjectInfo, StorageError, check_key
+from hostimage.storage.base import IncompleteWrite, ObjectInfo, StorageError, check_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -54,6 +57,14 @@ def _session() -> boto3.session.Session:
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _valid(key: str) -> bool:
+    try:
+        check_key(key)
+    except StorageError:
+        return False
+    return True
 
 
 def _abort_upload(client: S3Client, bucket: str, key: str, upload_id: str) -> None:
@@ -333,7 +344,7 @@ class S3Storage:
             raise StorageError(f"Stat of {key!r} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"Stat of {key!r} failed: {exc}") from exc
-        return ObjectInfo(key=key, size=resp["ContentLength"])
+        return ObjectInfo(key=key, size=resp["ContentLength"], modified=resp["LastModified"])
 
     def delete(self, key: str) -> None:
         """Remove the object at ``key``; deleting a missing object is not an error."""
@@ -345,10 +356,71 @@ class S3Storage:
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of published objects starting with ``prefix``, in S3's (byte) order."""
+        return (info.key for info in self.list_objects(prefix))
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in S3's (byte) order, one page of
+        ``list_objects_v2`` at a time. Names under the storage prefix that are not valid keys
+        were not written by this service and are skipped."""
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._base + prefix):
                 for obj in page.get("Contents", []):
-                    yield obj["Key"][len(self._base) :]
+                    key = obj["Key"][len(self._base) :]
+                    if _valid(key):
+                        yield ObjectInfo(key=key, size=obj["Size"], modified=obj["LastModified"])
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"Listing keys under {prefix!r} failed: {exc}") from exc
+            raise StorageError(f"Listing objects under {prefix!r} failed: {exc}") from exc
+
+    def incomplete_writes(self, older_than: datetime) -> Iterator[IncompleteWrite]:
+        """Multipart uploads under the storage prefix that were started, and got their last
+        part, before ``older_than`` (an upload's ``Initiated`` time never changes, so the
+        parts of an upload started earlier are listed to see that it is not still running).
+        ``ref`` is the upload id."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._base):
+                for upload in page.get("Uploads", []):
+                    key = upload["Key"][len(self._base) :]
+                    if not _valid(key) or upload["Initiated"] >= older_than:
+                        continue
+                    found = self._upload_progress(upload["Key"], upload["UploadId"])
+                    if found is None:
+                        continue  # completed or aborted meanwhile
+                    size, last_part = found
+                    modified = max(upload["Initiated"], last_part or upload["Initiated"])
+                    if modified < older_than:
+                        yield IncompleteWrite(
+                            ref=upload["UploadId"], key=key, size=size, modified=modified
+                        )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Listing incomplete uploads failed: {exc}") from exc
+
+    def _upload_progress(
+        self, object_key: str, upload_id: str
+    ) -> tuple[int, datetime | None] | None:
+        """Bytes received by an upload and when its latest part arrived; None if it is gone."""
+        size = 0
+        last: datetime | None = None
+        paginator = self.client.get_paginator("list_parts")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Key=object_key, UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    size += part["Size"]
+                    if last is None or part["LastModified"] > last:
+                        last = part["LastModified"]
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                return None
+            raise
+        return size, last
+
+    def discard_incomplete(self, write: IncompleteWrite) -> None:
+        """Abort the multipart upload ``write.ref`` of ``write.key``."""
+        if write.key is None:
+            raise StorageError(f"Not an incomplete upload of this storage: {write.ref!r}")
+        object_key = self._object_key(write.key)
+        try:
+            _abort_upload(self.client, self.bucket, object_key, write.ref)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"Aborting the upload of {write.key!r} failed: {exc}") from exc
