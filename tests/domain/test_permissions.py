@@ -145,23 +145,13 @@ MOVERS: dict[str, Principal] = {
     "domainadmin_D1_D2": principal(domainadmin("D1"), domainadmin("D2"), project="p1a"),
 }
 
-CROSS_DOMAIN_BY_TWO_DOMAIN_ADMIN = pytest.mark.xfail(
-    strict=True,
-    reason="SPEC F5 lets a domainadmin change the project only *within* its domain; "
-    "authorize_change_project accepts a move between two domains when the caller "
-    "administers both",
-)
-
 
 def _move_cases() -> list[object]:
-    cases: list[object] = []
-    for caller in MAY_MOVE:
-        for move in MOVES:
-            marks = []
-            if caller == "domainadmin_D1_D2" and move in ("D1_to_D2", "D2_to_D1"):
-                marks.append(CROSS_DOMAIN_BY_TWO_DOMAIN_ADMIN)
-            cases.append(pytest.param(caller, move, marks=marks, id=f"{caller}-{move}"))
-    return cases
+    # SPEC F5: a domainadmin changes the project only *within* its domain, even one who
+    # administers two domains.
+    return [
+        pytest.param(caller, move, id=f"{caller}-{move}") for caller in MAY_MOVE for move in MOVES
+    ]
 
 
 @pytest.mark.parametrize(("caller", "move"), _move_cases())

@@ -80,6 +80,10 @@ def decode_marker(marker: str) -> int:
         version, _, value = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
         if version != "v1":
             raise ValueError(version)
-        return int(value)
+        entry_id = int(value)
+        # Entry ids are a signed 64-bit column: anything else names no entry.
+        if not 0 < entry_id < 2**63:
+            raise ValueError(entry_id)
+        return entry_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("The paging marker is not valid.", code="bad_marker") from exc

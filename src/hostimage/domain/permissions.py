@@ -59,10 +59,11 @@ def authorize(principal: Principal, action: Action, owner: Owner) -> None:
 
 
 def authorize_change_project(principal: Principal, owner: Owner, target: Owner) -> None:
-    """Change project: sysadmin anywhere, domain admin only within its own domain."""
+    """Change project: sysadmin anywhere, domain admin only within its own domain (even one
+    who administers two domains does not move images between them: SPEC F5)."""
     if principal.is_sysadmin:
         return
-    if principal.is_domain_admin(owner.domain_id) and principal.is_domain_admin(target.domain_id):
+    if owner.domain_id == target.domain_id and principal.is_domain_admin(owner.domain_id):
         return
     raise Forbidden(
         "Changing the project needs the domain administrator of both projects' domain "
