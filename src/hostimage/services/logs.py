@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -152,18 +153,39 @@ def export_spec(
     return keys, heads, limit
 
 
+# A spreadsheet program reads a cell starting with one of these as a formula (or, for tab
+# and CR, strips them and then may): "CSV injection". A leading apostrophe keeps it text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str | int) -> str | int:
+    """``value`` as a CSV cell no spreadsheet program evaluates: text that starts like a
+    formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_chunks(
     entries: Iterator[LogEntry], keys: list[str], heads: list[str], lang: str
 ) -> Iterator[bytes]:
-    """CSV with a UTF-8 BOM (so spreadsheet programs read Chinese right), in chunks."""
+    """CSV with a UTF-8 BOM (so spreadsheet programs read Chinese right), in chunks. Cells
+    that would start a formula are neutralised (:func:`csv_safe`).
+
+    The first entry is read before the header is produced, so an error reading the log
+    comes before the first chunk (when the answer can still be an error)."""
+    entries = iter(entries)
+    first = next(entries, None)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(heads)
+    writer.writerow([csv_safe(h) for h in heads])
     yield ("\ufeff" + buf.getvalue()).encode()
     buf.seek(0)
     buf.truncate()
-    for i, entry in enumerate(entries, 1):
-        writer.writerow([_cell(entry, k, lang) for k in keys])
+    if first is None:
+        return
+    for i, entry in enumerate(itertools.chain([first], entries), 1):
+        writer.writerow([csv_safe(_cell(entry, k, lang)) for k in keys])
         if i % 500 == 0:
             yield buf.getvalue().encode()
             buf.seek(0)
@@ -173,14 +195,35 @@ def csv_chunks(
 
 
 def write_xlsx(entries: Iterator[LogEntry], keys: list[str], heads: list[str], lang: str) -> str:
-    """Write an XLSX file in constant memory; returns its temporary path (caller removes it)."""
+    """Write an XLSX file in constant memory; returns its temporary path (caller removes it).
+
+    Every text cell is a plain string: never a formula, a URL or a number read from text,
+    whatever the text starts with."""
     fd, path = tempfile.mkstemp(prefix="oplog-", suffix=".xlsx")
     os.close(fd)
-    book = xlsxwriter.Workbook(path, {"constant_memory": True})
-    sheet = book.add_worksheet("operation log")
-    bold = book.add_format({"bold": True})
-    sheet.write_row(0, 0, heads, bold)
-    for row, entry in enumerate(entries, 1):
-        sheet.write_row(row, 0, [_cell(entry, k, lang) for k in keys])
-    book.close()
+    book = xlsxwriter.Workbook(
+        path,
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
+    try:
+        sheet = book.add_worksheet("operation log")
+        bold = book.add_format({"bold": True})
+        for col, head in enumerate(heads):
+            sheet.write_string(0, col, head, bold)
+        for row, entry in enumerate(entries, 1):
+            for col, key in enumerate(keys):
+                value = _cell(entry, key, lang)
+                if isinstance(value, int):
+                    sheet.write_number(row, col, value)
+                else:
+                    sheet.write_string(row, col, value)
+        book.close()
+    except BaseException:
+        os.unlink(path)
+        raise
     return path

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from hostimage.api.deps import CtxDep, Run, SessionDep, SettingsDep, StorageDep
+from hostimage.api.downloads import content_disposition, primed
 from hostimage.api.schemas.images import (
     ImageDeleteAccepted,
     ImageIn,
@@ -148,7 +149,7 @@ def parse_range(header: str | None) -> tuple[int, int | None] | None:
     "/{image_id}/data",
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Range"}},
 )
-def download(
+async def download(
     image_id: str,
     session: SessionDep,
     ctx: CtxDep,
@@ -160,18 +161,23 @@ def download(
     checksum as ETag."""
     byte_range = parse_range(range_header)
     fmt = format.value if format else None
-    dl = images.open_download(session, storage, ctx, image_id, byte_range, fmt)
+    dl = await run_in_threadpool(
+        images.open_download, session, storage, ctx, image_id, byte_range, fmt
+    )
     name = f"{dl.image['name']}.{dl.image['disk_format']}"
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(dl.end - dl.start + 1),
         "ETag": f'"{dl.image["checksum"]}"',
-        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Disposition": content_disposition(name),
     }
     status = 200
     if byte_range is not None:
         status = 206
         headers["Content-Range"] = f"bytes {dl.start}-{dl.end}/{dl.size}"
     return StreamingResponse(
-        dl.chunks, status_code=status, headers=headers, media_type="application/octet-stream"
+        await primed(dl.chunks),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
     )

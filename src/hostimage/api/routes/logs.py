@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,6 +13,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from hostimage.api.deps import CtxDep, Run, SessionDep
+from hostimage.api.downloads import content_disposition, primed
 from hostimage.api.schemas.logs import LogEntryOut, LogPage
 from hostimage.db.engine import session_scope
 from hostimage.services import logs, oplog
@@ -91,18 +93,18 @@ async def export_logs(
         return FileResponse(
             path,
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            filename=f"{stem}.xlsx",
+            headers={"Content-Disposition": content_disposition(f"{stem}.xlsx")},
             background=BackgroundTask(os.unlink, path),
         )
 
-    def generate() -> Any:
+    def generate() -> Iterator[bytes]:
         with session_scope(factory) as s:
             yield from logs.csv_chunks(logs.iter_entries(s, where, rows), keys, heads, lang)
 
     return StreamingResponse(
-        generate(),
+        await primed(generate()),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'},
+        headers={"Content-Disposition": content_disposition(f"{stem}.csv")},
     )
 
 
