@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from hostimage.db.engine import begin_write
 from hostimage.db.models import Domain, Project, RoleAssignment, Token, User
 from hostimage.domain.tenancy import Grant, Principal, Role
 from hostimage.errors import Forbidden, NotAuthenticated
+from hostimage.services import throttle
 from hostimage.services.context import RequestContext
 
 _hasher = PasswordHasher()
@@ -32,7 +34,7 @@ def configure_password_hashing(time_cost: int, memory_kib: int) -> None:
 
 
 def hash_password(password: str) -> str:
-    """An argon2id hash of ``password``."""
+    """An argon2id hash of ``password`` (CPU and memory heavy, like verifying one)."""
     return _hasher.hash(password)
 
 
@@ -91,8 +93,16 @@ def choose_project(session: Session, grants: tuple[Grant, ...], wanted: str | No
     return None
 
 
-def _issue(session: Session, user: User, project_id: str | None, ttl: int) -> dict[str, Any]:
+def _issue(
+    session: Session,
+    user: User,
+    project_id: str | None,
+    ttl: int,
+    attempt: throttle.Attempt | None = None,
+) -> dict[str, Any]:
     begin_write(session)
+    if attempt is not None:
+        throttle.clear(session, attempt)
     token = secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(seconds=ttl)
     row = Token(
@@ -104,28 +114,59 @@ def _issue(session: Session, user: User, project_id: str | None, ttl: int) -> di
     return {"token": token, "expires_at": expires, **whoami(RequestContext(principal))}
 
 
-def login(
-    session: Session,
-    username: str,
-    password: str,
-    domain: str | None,
-    project_id: str | None,
-    ttl: int,
-) -> dict[str, Any]:
-    """Check the password and issue a token scoped to one current project (401 otherwise)."""
-    user = session.scalar(
-        select(User)
+@dataclass(frozen=True)
+class LoginCheck:
+    """A login past the throttle, waiting for its password to be verified."""
+
+    attempt: throttle.Attempt
+    user_id: str | None
+    password_hash: str | None
+
+
+def start_login(
+    session: Session, username: str, domain: str | None, client_ip: str | None
+) -> LoginCheck:
+    """Refuse a throttled login (429, without looking at the password), else note it as
+    pending and find the user's password hash (none for an unknown user)."""
+    domain = domain or "Default"
+    attempt = throttle.begin_attempt(session, throttle.keys_of(username, domain, client_ip))
+    row = session.execute(
+        select(User.id, User.password_hash)
         .join(Domain, Domain.id == User.domain_id)
-        .where(User.name == username, Domain.name == (domain or "Default"))
-    )
+        .where(User.name == username, Domain.name == domain)
+    ).first()
+    if row is None:
+        return LoginCheck(attempt, None, None)
+    return LoginCheck(attempt, row[0], row[1])
+
+
+def check_password(check: LoginCheck, password: str) -> bool:
+    """Whether ``password`` is the user's. The argon2 work (CPU and memory) is done for an
+    unknown user too, so timing does not reveal user names. Run it on the password pool,
+    not on a request thread."""
     try:
-        _hasher.verify(user.password_hash if user else _dummy(), password)
-    except (VerifyMismatchError, InvalidHashError):
-        user = None
+        _hasher.verify(check.password_hash or _dummy(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return check.user_id is not None
+
+
+def finish_login(
+    session: Session, check: LoginCheck, verified: bool, project_id: str | None, ttl: int
+) -> dict[str, Any]:
+    """Issue a token scoped to one current project and clear the user's and the address's
+    failures; or record the failure and answer 401."""
+    user = session.get(User, check.user_id) if verified and check.user_id else None
     if user is None:
+        throttle.record_failure(session, check.attempt)
         raise NotAuthenticated("Wrong user name, domain or password.", code="bad_credentials")
     project = choose_project(session, grants_of(session, user.id), project_id)
-    return _issue(session, user, project, ttl)
+    return _issue(session, user, project, ttl, check.attempt)
+
+
+def abandon_login(session: Session, check: LoginCheck) -> None:
+    """The password was never checked (the service was busy): the attempt does not count."""
+    throttle.abandon(session, check.attempt)
 
 
 def switch_project(

@@ -4,6 +4,7 @@ from hostimage.db.models.format_copies import FormatCopy
 from hostimage.db.models.host_images import HostImage, Share
 from hostimage.db.models.identity import Domain, Project, RoleAssignment, Token, User
 from hostimage.db.models.images import Image
+from hostimage.db.models.login_throttle import LoginAttempt
 from hostimage.db.models.oplog import LogEntry
 from hostimage.db.models.servers import Server, ServerDisk
 from hostimage.db.models.settings import SettingRow
@@ -15,6 +16,7 @@ __all__ = [
     "HostImage",
     "Image",
     "LogEntry",
+    "LoginAttempt",
     "Project",
     "RoleAssignment",
     "Server",
