@@ -166,6 +166,57 @@ def db_upgrade(
     typer.echo("Database is up to date.")
 
 
+@app.command("gc")
+def gc_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only print what would be removed.")
+    ] = False,
+    grace_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="Leave objects younger than this alone (default: gc_grace_hours)."
+        ),
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+) -> None:
+    """Remove stored objects that no image or format copy references, and stale incomplete
+    writes, older than the grace period. Exit code 1 if any could not be removed."""
+    from datetime import timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hostimage.db.engine import make_engine, make_session_factory
+    from hostimage.services.gc import Removal, collect
+    from hostimage.storage import StorageError, storage_from_settings
+
+    settings = _settings(data_dir)
+    hours = settings.gc_grace_hours if grace_hours is None else grace_hours
+    engine = make_engine(settings.effective_database_url, pool_size=1)
+    try:
+        storage = storage_from_settings(settings)
+
+        def show(removal: Removal) -> None:
+            typer.echo(removal.describe(dry_run))
+
+        report = collect(
+            make_session_factory(engine),
+            storage,
+            grace=timedelta(hours=hours),
+            dry_run=dry_run,
+            on_removal=show,
+        )
+    except (SQLAlchemyError, StorageError) as exc:
+        typer.echo(f"Garbage collection failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    for error in report.errors:
+        typer.echo(f"error: {error}", err=True)
+    typer.echo(report.summary())
+    if report.error_count:
+        raise typer.Exit(1)
+
+
 def run() -> None:
     from hostimage.cli import register
 
