@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from starlette.staticfiles import StaticFiles
 
 from hostimage.api import errors
+from hostimage.api.middleware import RequestBoundary
 from hostimage.api.routes import auth, host_images, identity, images, logs, servers, tasks
 from hostimage.api.routes import settings as settings_routes
 from hostimage.db.engine import make_engine, make_session_factory
@@ -39,6 +40,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.storage = storage_from_settings(settings)
     errors.install(app)
+    app.add_middleware(RequestBoundary)
 
     api = APIRouter(prefix="/api/v1")
     for module in (auth, identity, settings_routes, host_images, logs, images, servers, tasks):

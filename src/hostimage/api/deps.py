@@ -3,7 +3,6 @@ storage and caller's context."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
@@ -12,6 +11,7 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from hostimage.api.middleware import STATE_KEY, accepted_request_id
 from hostimage.db.engine import begin_read
 from hostimage.errors import NotAuthenticated
 from hostimage.services.auth import authenticate
@@ -30,7 +30,9 @@ def bearer(request: Request) -> str | None:
 
 
 def request_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+    """The id :class:`~hostimage.api.middleware.RequestBoundary` gave the request."""
+    rid = getattr(request.state, STATE_KEY, None)
+    return rid if isinstance(rid, str) else accepted_request_id(None)
 
 
 def _client_ip(request: Request) -> str | None:

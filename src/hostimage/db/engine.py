@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from hostimage.db import deferred, revision
+from hostimage.errors import Busy
 
 
 def normalize_url(url: str) -> str:
@@ -67,7 +68,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
                 conn.exec_driver_sql(statement)
                 return
             if not writer.acquire(timeout=WRITER_WAIT_S):
-                raise TimeoutError(f"No SQLite write slot within {WRITER_WAIT_S:.0f} s.")
+                raise Busy(
+                    f"No SQLite write slot within {WRITER_WAIT_S:.0f} s; retry in a moment.",
+                    headers={"Retry-After": "1"},
+                )
             conn.info[_HOLDS_WRITER] = True
             try:
                 conn.exec_driver_sql(statement)
