@@ -25,14 +25,16 @@ MAX_STDERR_BYTES = 64 << 10
 class Limits:
     """Resource limits for one child process; ``None`` means unlimited.
 
-    ``cpu_seconds`` and ``address_space_bytes`` become RLIMIT_CPU and RLIMIT_AS of the child
-    (and of everything it starts); ``timeout_seconds`` is wall-clock time, after which the
-    child's whole process group is killed.
+    ``cpu_seconds``, ``address_space_bytes`` and ``file_size_bytes`` become RLIMIT_CPU,
+    RLIMIT_AS and RLIMIT_FSIZE of the child (and of everything it starts, a sandbox's content
+    included); ``timeout_seconds`` is wall-clock time, after which the child's whole process
+    group is killed.
     """
 
     cpu_seconds: int | None = 600
     address_space_bytes: int | None = 2 * GIB
     timeout_seconds: float | None = 3600.0
+    file_size_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ def _set_limits(limits: Limits) -> Callable[[], None]:
         if limits.address_space_bytes is not None:
             size = int(limits.address_space_bytes)
             resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        if limits.file_size_bytes is not None:
+            # No file the child writes may grow past this (it gets SIGXFSZ / EFBIG instead).
+            size = int(limits.file_size_bytes)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
     return apply
 
