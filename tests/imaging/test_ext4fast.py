@@ -10,21 +10,25 @@ from pathlib import Path
 
 import pytest
 from diskfactory import (
+    NETWORK_FAMILIES,
+    NETWORK_RESET,
+    ODD_NAMES,
     PAYLOAD_PATH,
+    RHEL_GLOBAL,
     TEMPLATE_FILES,
     DiskReader,
+    assert_network_reset,
     build_data_disk,
     build_template_disk,
-    make_ext4,
-    make_partitioned_disk,
+    missing_tool,
+    network_files,
     open_filesystem,
     partition_table,
     payload_bytes,
     require_tools,
-    write_template_tree,
 )
 
-from hostimage.imaging import ext4fast
+from hostimage.imaging import ext4fast, sandbox
 
 SSH_HOST_KEYS = [
     "/etc/ssh/ssh_host_dsa_key",
@@ -35,22 +39,20 @@ SSH_HOST_KEYS = [
 ]
 
 
-ODD_NAMES = [name for name in TEMPLATE_FILES if "\n" in name]
+@pytest.fixture(scope="module", autouse=True)
+def tools() -> None:
+    require_tools("mkfs.ext4", "sfdisk", "debugfs", "e2fsck", "bwrap")
+    if not sandbox.available():
+        missing_tool("bubblewrap cannot set up a sandbox on this host")
 
 
 def ordinary_template(work: Path) -> Path:
     """The template disk without the file names no real VM has (a line break in a name)."""
-    tree = write_template_tree(work / "tree")
-    for name in ODD_NAMES:
-        (tree / name.lstrip("/")).unlink()
-    boot = make_ext4(work / "boot.ext4", 8 * 1024 * 1024)
-    root = make_ext4(work / "root.ext4", 32 * 1024 * 1024, tree)
-    return make_partitioned_disk(work / "disk.raw", [boot, root])
+    return build_template_disk(work, "disk", odd_names=False).path
 
 
 @pytest.fixture(scope="module")
 def cleaned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ext4fast.CleanReport]:
-    require_tools("mkfs.ext4", "sfdisk", "debugfs", "e2fsck")
     disk = ordinary_template(tmp_path_factory.mktemp("fast"))
     report = ext4fast.clean_identity(disk)
     assert report is not None
@@ -78,7 +80,11 @@ def test_report(cleaned: tuple[Path, ext4fast.CleanReport]) -> None:
     ]:
         assert path in report.removed
     assert report.emptied == ("/etc/machine-id",)
-    assert report.edited == ("/etc/sysconfig/network-scripts/ifcfg-eth0",)
+    rewritten = {p for p, content in NETWORK_RESET.items() if content is not None}
+    gone = {p for p, content in NETWORK_RESET.items() if content is None}
+    assert set(report.edited) == rewritten & set(network_files())
+    assert gone <= set(report.removed)
+    assert {c["path"] for c in report.network} == set(report.edited) | gone
     assert "/var/log/app" not in report.removed
 
 
@@ -93,8 +99,6 @@ def test_identity_is_gone_and_data_kept(root: DiskReader) -> None:
     tmp = root.stat("/tmp")
     assert tmp is not None and tmp.mode == 0o1777
     assert root.listdir("/etc/udev/rules.d") == ["99-local.rules"]
-    ifcfg = root.read("/etc/sysconfig/network-scripts/ifcfg-eth0")
-    assert ifcfg == b"DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n"
     for path in ("/etc/hostname", "/etc/hosts", "/etc/passwd", "/etc/shadow"):
         assert root.read(path) == TEMPLATE_FILES[path][0], path
     # the host key that was a symlink to user data was unlinked, the data is intact
@@ -128,6 +132,76 @@ def test_journal_needing_recovery_is_left_to_libguestfs(tmp_path: Path) -> None:
     patched = disk.path.read_bytes()
     assert ext4fast.clean_identity(disk.path) is None
     assert disk.path.read_bytes() == patched != before  # nothing was changed
+
+
+def test_network_configs_are_reset(root: DiskReader) -> None:
+    assert_network_reset(root, network_files())
+
+
+@pytest.mark.parametrize("family", list(NETWORK_FAMILIES))
+def test_a_template_of_each_family(tmp_path: Path, family: str) -> None:
+    files = dict(NETWORK_FAMILIES[family])
+    if family == "rhel":
+        files.update(RHEL_GLOBAL)
+    disk = build_template_disk(tmp_path, family, odd_names=False, network=files)
+    report = ext4fast.clean_identity(disk.path)
+    assert report is not None
+    assert all(c["action"] in ("dhcp", "edited", "removed") for c in report.network)
+    assert {c["path"] for c in report.network} == set(files) & set(NETWORK_RESET)
+    with open_filesystem(disk.path, "raw", tmp_path, 2) as root:
+        assert_network_reset(root, files)
+    # A second clean finds nothing left to reset.
+    again = ext4fast.clean_identity(disk.path)
+    assert again is not None and again.network == ()
+
+
+def test_links_and_oversized_configs_are_not_read(tmp_path: Path) -> None:
+    files = dict(NETWORK_FAMILIES["ubuntu"])
+    files["/etc/netplan/70-huge.yaml"] = (b"#" * (300 * 1024) + b"\n", 0o600)
+    files["/srv/elsewhere.yaml"] = (
+        b"network: {ethernets: {x: {addresses: [10.20.31.77/24]}}}\n",
+        0o600,
+    )
+    disk = build_template_disk(
+        tmp_path,
+        "links",
+        odd_names=False,
+        network=files,
+        symlinks={
+            "/etc/netplan/60-link.yaml": "/srv/elsewhere.yaml",
+            "/etc/sysconfig/network-scripts": "/srv",
+        },
+    )
+    report = ext4fast.clean_identity(disk.path)
+    assert report is not None
+    skipped = {c["path"]: c["reason"] for c in report.network if c["action"] == "skipped"}
+    assert set(skipped) == {
+        "/etc/netplan/60-link.yaml",
+        "/etc/netplan/70-huge.yaml",
+        "/etc/sysconfig/network-scripts",
+    }
+    with open_filesystem(disk.path, "raw", tmp_path, 2) as root:
+        assert root.stat("/etc/netplan/60-link.yaml").kind == "symlink"  # type: ignore[union-attr]
+        assert root.read("/srv/elsewhere.yaml") == files["/srv/elsewhere.yaml"][0]
+        assert root.read("/etc/netplan/70-huge.yaml") == files["/etc/netplan/70-huge.yaml"][0]
+        assert (
+            root.read("/etc/netplan/50-cloud-init.yaml")
+            == NETWORK_RESET["/etc/netplan/50-cloud-init.yaml"]
+        )
+
+
+def test_without_a_sandbox_nothing_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = ordinary_template(tmp_path)
+    before = disk.read_bytes()
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))  # no bwrap; the e2fsprogs are still found in /sbin
+    sandbox.available.cache_clear()
+    try:
+        assert ext4fast.clean_identity(disk) is None
+    finally:
+        sandbox.available.cache_clear()
+    assert disk.read_bytes() == before
 
 
 def test_a_line_break_in_a_name_is_left_to_libguestfs(tmp_path: Path) -> None:

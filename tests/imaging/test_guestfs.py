@@ -1,15 +1,17 @@
 """Identity cleaning and deployment on real disk images, verified independently with debugfs.
 
 Each appliance launch is slow (tens of seconds without KVM), so the file launches as few as
-possible: one clean and one deploy shared by many tests (once per run, even under xdist),
-plus one launch each for the missing-user and blank-disk cases. Input validation is tested
-without any launch.
+possible: one clean and three deploys (DHCP reset, static address, static address in a new
+file) shared by many tests (once per run, even under xdist), plus one launch each for the
+missing-user and blank-disk cases. The template carries every network family's static
+config; the clean's result is compared with the sandboxed fast path's. Input validation is
+tested without any launch.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -20,24 +22,35 @@ import pytest
 from diskfactory import (
     CLOUD_GID,
     CLOUD_UID,
+    NETWORK_RESET,
     OLD_MACHINE_ID,
     PAYLOAD_PATH,
     TEMPLATE_FILES,
     TEMPLATE_HOSTNAME,
     DiskReader,
+    assert_network_reset,
     build_data_disk,
     build_template_disk,
+    network_files,
     once_per_run,
     open_filesystem,
     payload_bytes,
     require_tools,
+    template_pins,
 )
 
-from hostimage.imaging import guestfish, guestfs
+from hostimage.imaging import ext4fast, guestfish, guestfs
 from hostimage.imaging.guestfs import GuestfsError, GuestfsLimits, IdentityError
+from hostimage.imaging.netconfig import StaticNetwork
 from hostimage.imaging.passwords import sha512_crypt
 
-pytestmark = pytest.mark.skipif(shutil.which("guestfish") is None, reason="guestfish missing")
+STATIC = StaticNetwork("192.0.2.10/24", gateway="192.0.2.1", dns=("192.0.2.53",))
+
+
+@pytest.fixture(autouse=True)
+def appliance_tools() -> None:
+    require_tools("guestfish")
+
 
 NEW_HOSTNAME = "web-01.example.com"
 NEW_MACHINE_ID = "fedcba9876543210fedcba9876543210"
@@ -108,6 +121,64 @@ def deployed_root(
         yield reader
 
 
+@pytest.fixture(scope="module")
+def deployed_static(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A qcow2 template disk (every network family) after deploy_identity with a static
+    address, read back: every network config's content and inode."""
+    require_tools("mkfs.ext4", "sfdisk", "debugfs")
+
+    def build(workdir: Path) -> dict[str, object]:
+        disk = build_template_disk(workdir, "template", fmt="qcow2")
+        report = guestfs.deploy_identity(
+            disk.path,
+            disk.fmt,
+            hostname="static-01",
+            machine_id=NEW_MACHINE_ID,
+            login_user="cloud",
+            network=STATIC,
+        )
+        return {"report": asdict(report), "files": read_back(disk.path, disk.fmt, workdir)}
+
+    return once_per_run(tmp_path_factory, "deployed-static", build)[1]
+
+
+@pytest.fixture(scope="module")
+def deployed_new_file(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A template with no network config but an /etc/netplan directory, after deploy_identity
+    with a static address (the config must be created)."""
+    require_tools("mkfs.ext4", "sfdisk", "debugfs")
+
+    def build(workdir: Path) -> dict[str, object]:
+        disk = build_template_disk(workdir, "bare", network={}, extra_dirs={"/etc/netplan": 0o755})
+        report = guestfs.deploy_identity(
+            disk.path,
+            disk.fmt,
+            hostname="bare-01",
+            machine_id=NEW_MACHINE_ID,
+            login_user="cloud",
+            network=STATIC,
+        )
+        paths = ["/etc/netplan/60-hostimage.yaml"]
+        return {"report": asdict(report), "files": read_back(disk.path, disk.fmt, workdir, paths)}
+
+    return once_per_run(tmp_path_factory, "deployed-new-file", build)[1]
+
+
+def read_back(
+    disk: Path, fmt: str, workdir: Path, paths: list[str] | None = None
+) -> dict[str, object]:
+    """path → [content, mode, uid, gid] (None when absent) of the network configs."""
+    out: dict[str, object] = {}
+    wanted = paths or sorted({*network_files(), "/etc/sysconfig/network/ifroute-eth0"})
+    with open_filesystem(disk, fmt, workdir, 2) as root:
+        for path in wanted:
+            info = root.stat(path)
+            out[path] = None
+            if info is not None:
+                out[path] = [root.read(path).decode(), info.mode, info.uid, info.gid]
+    return out
+
+
 # clean_identity ---------------------------------------------------------------------------
 
 
@@ -123,7 +194,10 @@ def test_clean_report_records_what_was_cleaned(cleaned: dict[str, Any]) -> None:
         report["removed"]
     )
     assert report["emptied"] == ["/etc/machine-id"]
-    assert report["edited"] == ["/etc/sysconfig/network-scripts/ifcfg-eth0"]
+    rewritten = {p for p, content in NETWORK_RESET.items() if content is not None}
+    gone = {p for p, content in NETWORK_RESET.items() if content is None}
+    assert set(report["edited"]) == rewritten & set(network_files())
+    assert gone <= set(report["removed"])
     assert "/var/log/app" not in report["removed"]  # directories are kept
 
 
@@ -159,10 +233,26 @@ def test_tmp_directories_are_emptied(cleaned_root: DiskReader) -> None:
 
 def test_old_nic_bindings_are_reset(cleaned_root: DiskReader) -> None:
     assert cleaned_root.listdir("/etc/udev/rules.d") == ["99-local.rules"]
-    ifcfg = cleaned_root.read("/etc/sysconfig/network-scripts/ifcfg-eth0")
-    assert ifcfg == b"DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n"
-    lo = "/etc/sysconfig/network-scripts/ifcfg-lo"
-    assert cleaned_root.read(lo) == original(lo)
+    assert_network_reset(cleaned_root, network_files())
+
+
+def test_both_paths_reset_the_network_alike(
+    cleaned: dict[str, Any], cleaned_root: DiskReader, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The sandboxed fast path, on the same template (without the names it leaves to
+    libguestfs), reports the same network changes and leaves the same bytes, modes and
+    owners."""
+    require_tools("bwrap")
+    work = tmp_path_factory.mktemp("fast")
+    disk = build_template_disk(work, "template", table="gpt", odd_names=False)
+    fast = ext4fast.clean_identity(disk.path)
+    assert fast is not None, "the sandboxed fast path did not run"
+    assert json.loads(json.dumps(fast.network)) == cleaned["report"]["network"]
+    with open_filesystem(disk.path, "raw", work, 2) as fast_root:
+        for path in sorted(network_files()):
+            assert fast_root.stat(path) == cleaned_root.stat(path), path
+            if fast_root.exists(path):
+                assert fast_root.read(path) == cleaned_root.read(path), path
 
 
 def test_hostname_accounts_and_user_data_are_untouched(cleaned_root: DiskReader) -> None:
@@ -252,13 +342,65 @@ def test_deploy_report(deployed: dict[str, Any]) -> None:
     assert report["hostname"] == NEW_HOSTNAME
     assert report["password_set"] and report["ssh_key_added"]
     assert report["skipped_reason"] is None
+    rewritten = {p for p, content in NETWORK_RESET.items() if content is not None}
     assert set(report["written"]) == {
         "/etc/hostname",
         "/etc/hosts",
         "/etc/machine-id",
         "/etc/shadow",
         "/home/cloud/.ssh/authorized_keys",
+    } | (rewritten & set(network_files()))
+    assert {c["action"] for c in report["network"]} == {"dhcp", "edited", "removed"}
+
+
+def test_deploy_without_an_address_resets_the_network(deployed_root: DiskReader) -> None:
+    assert_network_reset(deployed_root, network_files())
+
+
+def test_deploy_with_a_static_address(deployed_static: dict[str, Any]) -> None:
+    files = deployed_static["files"]
+    first = {
+        c["path"]: c["interface"]
+        for c in deployed_static["report"]["network"]
+        if c["action"] in ("static", "created")
     }
+    assert first == {
+        "/etc/network/interfaces": "ens3",
+        "/etc/netplan/50-cloud-init.yaml": "e*",
+        "/etc/NetworkManager/system-connections/eth0.nmconnection": "eth0",
+        "/etc/sysconfig/network-scripts/ifcfg-eth0": "eth0",
+        "/etc/sysconfig/network/ifcfg-eth0": "eth0",
+        "/etc/sysconfig/network/ifroute-eth0": "eth0",
+        "/etc/sysconfig/network/config": None,
+        "/etc/systemd/network/10-ens6.network": "en* eth*",
+    }
+    for path in first:
+        assert "192.0.2." in files[path][0], path  # the address, gateway or DNS server
+    assert files["/etc/sysconfig/network/ifroute-eth0"][0] == "default 192.0.2.1 - eth0\n"
+    assert "address 192.0.2.10/24\n" in files["/etc/network/interfaces"][0]
+    assert "IPADDR=192.0.2.10\n" in files["/etc/sysconfig/network-scripts/ifcfg-eth0"][0]
+    assert files["/etc/sysconfig/network/ifroute-eth0"][1:] == [0o644, 0, 0]
+    for path, found in files.items():
+        expected = NETWORK_RESET.get(path, b"")
+        if expected is None:
+            assert found is None, path  # removed, as in a reset
+            continue
+        if found is not None:
+            assert template_pins(found[0].encode()) == [], path
+            assert "52:54:00" not in found[0].lower(), path  # no MAC is written
+    keyfile = files["/etc/NetworkManager/system-connections/eth0.nmconnection"]
+    assert keyfile[1:] == [0o600, 0, 0]  # NetworkManager reads only private keyfiles
+
+
+def test_deploy_creates_a_config_when_the_image_has_none(
+    deployed_new_file: dict[str, Any],
+) -> None:
+    content, mode, uid, gid = deployed_new_file["files"]["/etc/netplan/60-hostimage.yaml"]
+    assert (mode, uid, gid) == (0o600, 0, 0)
+    assert "192.0.2.10/24" in content and "via: 192.0.2.1" in content and "e*" in content
+    (change,) = deployed_new_file["report"]["network"]
+    assert (change["action"], change["family"]) == ("created", "netplan")
+    assert "/etc/netplan/60-hostimage.yaml" in deployed_new_file["report"]["written"]
 
 
 def test_deploy_writes_hostname_and_hosts(deployed_root: DiskReader) -> None:

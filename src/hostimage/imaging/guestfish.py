@@ -226,11 +226,19 @@ class Guestfish:
 
     # Guest filesystem helpers -------------------------------------------------------------
 
+    def lstat(self, path: str) -> tuple[int, int] | None:
+        """(file type bits ``stat.S_IFMT``, size) of ``path`` without following it, or None."""
+        out = self.probe("lstatns", path) or ""
+        mode = re.search(r"st_mode: (\d+)", out)
+        size = re.search(r"st_size: (\d+)", out)
+        if mode is None:
+            return None
+        return stat.S_IFMT(int(mode.group(1))), int(size.group(1)) if size else 0
+
     def kind(self, path: str) -> int | None:
         """The file type bits (``stat.S_IFMT``) of ``path`` without following it, or None."""
-        out = self.probe("lstatns", path)
-        found = re.search(r"st_mode: (\d+)", out or "")
-        return stat.S_IFMT(int(found.group(1))) if found else None
+        found = self.lstat(path)
+        return found[0] if found else None
 
     def listing(self, command: str, directory: str) -> list[str]:
         """``ls0`` (names) or ``find0`` (paths relative to ``directory``), NUL-safe."""

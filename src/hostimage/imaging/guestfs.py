@@ -4,7 +4,9 @@ Each public call launches one libguestfs appliance: a ``guestfish --listen`` ser
 and every step is a ``guestfish --remote`` command given as an argv list, or a batch script
 whose arguments are fully escaped. Guest content is untrusted: removals never follow
 symlinks, files are only rewritten when they are regular files, and everything happens inside
-the appliance, never on host mounts. The image must be a private copy: it is written in place.
+the appliance, never on host mounts. Network config files are read out of the appliance as
+bounded bytes, planned in Python (``imaging/netconfig``) and written back through it. The
+image must be a private copy: it is written in place.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from hostimage.imaging import netconfig
 from hostimage.imaging.guestfish import DEFAULT_LIMITS, Guestfish, GuestfsError, GuestfsLimits
+from hostimage.imaging.netconfig import NetworkChange, NetworkPlan, StaticNetwork
 
 
 class IdentityError(GuestfsError):
@@ -29,18 +33,20 @@ class IdentityError(GuestfsError):
 
 @dataclass(frozen=True)
 class CleanReport:
-    """What ``clean_identity`` did, as guest paths, in the order it did it."""
+    """What ``clean_identity`` did, as guest paths, in the order it did it. ``network`` says,
+    per network config file, what was reset (JSON-friendly: ``asdict`` goes to the log)."""
 
     root_filesystem: str | None
     removed: tuple[str, ...] = ()
     emptied: tuple[str, ...] = ()
     edited: tuple[str, ...] = ()
     skipped_reason: str | None = None
+    network: tuple[NetworkChange, ...] = ()
 
 
 @dataclass(frozen=True)
 class DeployReport:
-    """What ``deploy_identity`` wrote into the guest."""
+    """What ``deploy_identity`` wrote into the guest; ``network`` as in ``CleanReport``."""
 
     root_filesystem: str | None
     hostname: str | None = None
@@ -48,6 +54,7 @@ class DeployReport:
     password_set: bool = False
     ssh_key_added: bool = False
     skipped_reason: str | None = None
+    network: tuple[NetworkChange, ...] = ()
 
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -60,8 +67,6 @@ _SSH_KEY = re.compile(
     r"(?:ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp(?:256|384|521)"
     r"|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\r\n\x00]*)?"
 )
-_NIC_BINDING = re.compile(rb"^\s*(?:HWADDR|MACADDR|UUID)\s*=")
-_NETWORK_SCRIPT_DIRS = ("/etc/sysconfig/network-scripts", "/etc/sysconfig/network")
 
 
 def _display(path: str) -> str:
@@ -103,8 +108,10 @@ def clean_identity(
     Removes SSH host keys, empties /etc/machine-id (the file stays) and removes a regular
     /var/lib/dbus/machine-id, removes cloud-init state, deletes every non-directory under
     /var/log (directories stay), empties /tmp and /var/tmp, removes the persistent-net udev
-    rules and strips HWADDR/MACADDR/UUID lines from ifcfg files. The hostname and all other
-    data stay. Without a filesystem holding /etc the report has ``skipped_reason`` set.
+    rules and resets the network configs that pin the template's addresses or MACs to DHCP
+    on the first interface (``netconfig.plan_network``; ``report.network`` lists each file).
+    The hostname and all other data stay. Without a filesystem holding /etc the report has
+    ``skipped_reason`` set.
     Raises ``QemuImgError`` for an image that refers to other files (backing or data file)
     and ``GuestfsError`` if the appliance fails.
     """
@@ -115,7 +122,6 @@ def clean_identity(
         fish.call("mount", root, "/")
         removed: list[str] = []
         emptied: list[str] = []
-        edited: list[str] = []
         if fish.kind("/etc/ssh") == stat.S_IFDIR:
             keys = [f"/etc/ssh/{n}" for n in fish.listing("ls0", "/etc/ssh")]
             removed += fish.remove(
@@ -138,25 +144,16 @@ def clean_identity(
         rules = "/etc/udev/rules.d/70-persistent-net.rules"
         if fish.kind(rules) in (stat.S_IFREG, stat.S_IFLNK):
             removed += fish.remove([rules], "rm")
-        for directory in _NETWORK_SCRIPT_DIRS:
-            if fish.kind(directory) != stat.S_IFDIR:
-                continue
-            for name in sorted(fish.listing("ls0", directory)):
-                ifcfg = f"{directory}/{name}"
-                if not name.startswith("ifcfg-") or fish.kind(ifcfg) != stat.S_IFREG:
-                    continue
-                content = fish.read(ifcfg)
-                lines = content.splitlines(keepends=True)
-                kept = [ln for ln in lines if not _NIC_BINDING.match(ln)]
-                if kept != lines:
-                    fish.write(ifcfg, b"".join(kept))
-                    edited.append(ifcfg)
+        plan = netconfig.plan_network(netconfig.collect(_Reader(fish)))
+        net_removed, edited = _apply(fish, plan)
+        removed += net_removed
         fish.call("umount-all")
         return CleanReport(
             root,
             removed=tuple(map(_display, removed)),
             emptied=tuple(emptied),
             edited=tuple(map(_display, edited)),
+            network=plan.changes,
         )
 
 
@@ -169,6 +166,7 @@ def deploy_identity(
     login_user: str,
     password_hash: str | None = None,
     ssh_public_key: str | None = None,
+    network: StaticNetwork | None = None,
     limits: GuestfsLimits = DEFAULT_LIMITS,
 ) -> DeployReport:
     """Give the image at ``path`` a new identity, in place.
@@ -177,11 +175,15 @@ def deploy_identity(
     /etc/machine-id; with ``password_hash`` (a ``$6$`` SHA-512 crypt string) replaces the
     password field of ``login_user`` in /etc/shadow; with ``ssh_public_key`` appends it to the
     user's ~/.ssh/authorized_keys (home from /etc/passwd; .ssh 0700, file 0600, owned by the
-    user). Every input is validated and the user is looked up before anything is written.
-    Raises ``IdentityError`` for invalid input or a user missing from /etc/passwd or
-    /etc/shadow, ``QemuImgError`` for an image that refers to other files, ``GuestfsError``
-    if the appliance fails. Without a filesystem holding /etc nothing is written and the
-    report has ``skipped_reason`` set.
+    user). Resets the network configs as ``clean_identity`` does, except that with
+    ``network`` the first interface gets that static address (in every family that configures
+    one; in a new file when none does — ``netconfig.plan_network``); no MAC is ever written.
+    Every input is validated, the user looked up and the network planned before anything is
+    written. Raises ``IdentityError`` for invalid input or a user missing from /etc/passwd or
+    /etc/shadow, ``UnsupportedNetwork`` when the static address has nowhere to go,
+    ``QemuImgError`` for an image that refers to other files, ``GuestfsError`` if the
+    appliance fails. Without a filesystem holding /etc nothing is written and the report has
+    ``skipped_reason`` set.
     """
     _validate(hostname, machine_id, login_user, password_hash, ssh_public_key)
     with Guestfish(path, fmt, limits, readonly=False) as fish:
@@ -193,6 +195,7 @@ def deploy_identity(
         shadow = None
         if password_hash is not None:
             shadow = _set_password(_read_regular(fish, "/etc/shadow"), login_user, password_hash)
+        plan = netconfig.plan_network(netconfig.collect(_Reader(fish)), network)
         written = ["/etc/hostname", "/etc/machine-id"]
         _replace(fish, "/etc/hostname", f"{hostname}\n".encode())
         _replace(fish, "/etc/machine-id", f"{machine_id}\n".encode())
@@ -206,6 +209,7 @@ def deploy_identity(
             written.append("/etc/shadow")
         if ssh_public_key is not None:
             written.append(_add_key(fish, ssh_public_key.strip(), uid, gid, home))
+        written += _apply(fish, plan)[1]
         fish.call("umount-all")
         return DeployReport(
             root,
@@ -213,7 +217,59 @@ def deploy_identity(
             written=tuple(map(_display, written)),
             password_set=shadow is not None,
             ssh_key_added=ssh_public_key is not None,
+            network=plan.changes,
         )
+
+
+_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link"}
+
+
+class _Reader:
+    """``netconfig.GuestReader`` over the appliance (it never follows the last component;
+    ``collect`` checks the parents)."""
+
+    def __init__(self, fish: Guestfish) -> None:
+        self.fish = fish
+
+    def stat(self, path: str) -> tuple[str, int] | None:
+        found = self.fish.lstat(path)
+        if found is None:
+            return None
+        return _KINDS.get(found[0], "other"), found[1]
+
+    def names(self, directory: str) -> list[str]:
+        return self.fish.listing("ls0", directory)
+
+    def read(self, files: list[tuple[str, int]]) -> list[bytes]:
+        out = []
+        for path, size in files:
+            data = self.fish.read(path)
+            if len(data) != size:
+                raise GuestfsError(f"{_display(path)} changed while it was read.")
+            out.append(data)
+        return out
+
+
+def _apply(fish: Guestfish, plan: NetworkPlan) -> tuple[list[str], list[str]]:
+    """Make the plan's edits; return (paths removed, paths written). Checks every one."""
+    gone = [e.path for e in plan.edits if e.data is None]
+    removed = fish.remove(gone, "rm")
+    if removed != gone:
+        left = sorted(set(gone) - set(removed))
+        raise GuestfsError(f"Could not remove {', '.join(map(_display, left[:5]))}.")
+    written = []
+    for edit in plan.edits:
+        if edit.data is None:
+            continue
+        if fish.kind(edit.path) not in (None, stat.S_IFREG):
+            raise GuestfsError(f"{_display(edit.path)} is not a regular file in the guest.")
+        new = fish.kind(edit.path) is None
+        fish.write(edit.path, edit.data)
+        if new:
+            fish.call("chown", "0", "0", edit.path)
+            fish.call("chmod", f"0{edit.mode or 0o644:o}", edit.path)
+        written.append(edit.path)
+    return removed, written
 
 
 def _validate(
