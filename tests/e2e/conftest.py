@@ -320,20 +320,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def login(page: Any, user: str, *, view: str | None = None, lang: str = "zh-CN") -> None:
-    """Sign in through the login page; ``view`` is the console view remembered in the browser."""
+    """Sign in through the login page of a fresh browser profile (nothing remembered), then
+    switch to ``view`` (project/domain/system) with the view switcher if the login did not
+    land there: a login starts in the user's highest view."""
     base = page.base_url
     page.goto(f"{base}/#/login")
-    script = f"localStorage.clear(); localStorage.setItem('hostimage.lang', '{lang}');"
-    if view:
-        script += f"localStorage.setItem('hostimage.view', '{view}');"
-    page.evaluate(script)
+    page.evaluate(f"localStorage.clear(); localStorage.setItem('hostimage.lang', '{lang}');")
     page.goto(f"{base}/#/login")
     page.reload()
+    sign_in(page, user)
+    if view and not page.locator(f"[data-testid=view-switcher].view-{view}").count():
+        switch_view(page, view)
+
+
+def sign_in(page: Any, user: str) -> None:
+    """Fill in and send the login form on screen; wait for the host-image list."""
     page.fill("[data-testid=login-username]", user)
     page.fill("[data-testid=login-password]", ADMIN_PASSWORD if user == "admin" else DEMO_PASSWORD)
     page.fill("[data-testid=login-domain]", DOMAIN_OF.get(user, "Default"))
     page.click("[data-testid=login-submit]")
     page.wait_for_selector("[data-testid=host-image-table]")
+
+
+def switch_view(page: Any, view: str) -> None:
+    """Pick ``view`` in the view switcher and wait until the page shows it."""
+    page.click("[data-testid=view-switcher]")
+    page.click(f"[data-testid=view-option-{view}]")
+    page.wait_for_selector(f"[data-testid=view-switcher].view-{view}")
 
 
 def goto(page: Any, route: str) -> None:
