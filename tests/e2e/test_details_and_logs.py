@@ -200,11 +200,11 @@ def test_list_paging_sorting_filters_columns_export(
     page.locator(".ant-select-dropdown:visible >> text=已启用").click()
     page.wait_for_selector("[data-testid=hi-empty]")
     page.click("[data-testid=filter-reset]")
-    # column chooser: hide 架构
+    # column chooser: hide 磁盘格式
     page.click("[data-testid=hi-columns]")
-    page.locator("[data-testid=column-chooser] >> text=架构").click()
-    wait_until(lambda: "架构" not in table.locator("thead").inner_text())
-    page.locator("[data-testid=column-chooser] >> text=架构").click()
+    page.locator("[data-testid=column-chooser] >> text=磁盘格式").click()
+    wait_until(lambda: "磁盘格式" not in table.locator("thead").inner_text())
+    page.locator("[data-testid=column-chooser] >> text=磁盘格式").click()
     page.click("[data-testid=hi-refresh]")
     # list export (CSV)
     search(page, "pg-")
@@ -252,25 +252,26 @@ def test_tasks_tab_lists_tasks_started_elsewhere(
 
 
 def test_long_os_name_is_cut_with_a_tooltip(page: Any, seed: Seeder) -> None:
-    """At 1280 px a long OS name ends with an ellipsis inside its column (it used to run over
-    大小) and the whole name shows in a tooltip."""
+    """At 1280 px a long distribution (the second line of 操作系统, with the architecture) ends
+    with an ellipsis inside its column (it used to run over 大小) and shows whole in a tooltip."""
     dist = "Red Hat Enterprise Linux Server for SAP Applications"
     img = seed.host_image("longos", os_distribution=dist, os_version="9.4")
     login(page, "alice")
     search(page, img["name"])
     r = row(page, img["name"])
-    os_cell = r.locator("td:has([data-testid=os-icon])")
-    text = os_cell.locator("[data-testid=os-text]")
+    os_cell = r.locator("td[data-col=os]")
+    assert os_cell.locator("[data-testid=os-text]").inner_text() == "Linux"
+    text = os_cell.locator("[data-testid=hi-os-detail] .cut-text")
     cell_box, text_box = os_cell.bounding_box(), text.bounding_box()
     assert cell_box and text_box
     assert text_box["x"] + text_box["width"] <= cell_box["x"] + cell_box["width"] + 0.5
-    size_cell = os_cell.locator("xpath=following-sibling::td[1]")
+    size_cell = r.locator("td[data-col=size]")
     size_box = size_cell.bounding_box()
     assert size_box and size_box["x"] >= cell_box["x"] + cell_box["width"] - 0.5
     assert size_cell.inner_text() == "1 MiB"
     assert text.evaluate("e => e.scrollWidth > e.clientWidth")  # cut, with an ellipsis
     text.hover()
-    tip = page.locator(f".ant-tooltip:visible >> text=Linux · {dist} 9.4")
+    tip = page.locator(f".ant-tooltip:visible >> text={dist} 9.4 · x86_64")
     tip.wait_for()
     shot(page, "host-image-list-long-os")
     # the tooltip goes with the pointer

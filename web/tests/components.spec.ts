@@ -67,6 +67,16 @@ describe('StatusTag', () => {
     expect(active.text()).toContain('Active')
     expect(active.find('.anticon-loading').exists()).toBe(false)
   })
+
+  it('writes the status reason under the tag when asked, whole in its title', () => {
+    const reason = 'storage unreachable: connection refused'
+    const w = mount(StatusTag, { props: { status: 'deleting', reason, showReason: true }, global: plugins })
+    const line = w.find('[data-testid=status-reason]')
+    expect(line.text()).toBe(reason)
+    expect(line.attributes('title')).toBe(reason)
+    expect(mount(StatusTag, { props: { status: 'killed', reason }, global: plugins }).find('[data-testid=status-reason]').exists()).toBe(false)
+    expect(mount(StatusTag, { props: { status: 'active', showReason: true }, global: plugins }).find('[data-testid=status-reason]').exists()).toBe(false)
+  })
 })
 
 describe('BatchResults', () => {

@@ -24,6 +24,7 @@ describe('dates and checksums', () => {
   })
   it('shortens checksums', () => {
     expect(shortChecksum('sha256:' + 'a'.repeat(64))).toBe('sha256:aaaaaaaa…aaaaaaaa')
+    expect(shortChecksum('sha256:' + 'a'.repeat(64), false)).toBe('aaaaaaaa…aaaaaaaa')
   })
   it('writes CSV with a BOM and quotes', () => {
     expect(toCsv(['名称', 'x'], [['a,b', 'say "hi"']])).toBe('\ufeff名称,x\r\n"a,b","say ""hi"""\r\n')

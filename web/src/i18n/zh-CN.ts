@@ -145,6 +145,8 @@ const zhCN = {
       shareScope: '共享范围',
       project: '项目',
       domain: '域',
+      osArch: '操作系统 / 架构',
+      projectDomain: '项目 / 域',
       createdAt: '创建时间',
       actions: '操作',
       protected: '删除保护',
@@ -152,6 +154,7 @@ const zhCN = {
     },
     act: {
       editAttrs: '修改属性',
+      editRow: '修改属性',
       setShare: '设置共享',
       changeProject: '更改项目',
       setProtection: '设置删除保护',

@@ -39,11 +39,11 @@ export function endOfLocalDay(day: string): string {
   return dayjs(day).startOf('day').add(1, 'day').toISOString()
 }
 
-export function shortChecksum(checksum: string | null | undefined): string {
+export function shortChecksum(checksum: string | null | undefined, withAlgo = true): string {
   if (!checksum) return '-'
   const [algo, hex] = checksum.includes(':') ? checksum.split(':', 2) : ['', checksum]
   const short = hex.length > 16 ? `${hex.slice(0, 8)}…${hex.slice(-8)}` : hex
-  return algo ? `${algo}:${short}` : short
+  return algo && withAlgo ? `${algo}:${short}` : short
 }
 
 /** RFC 4180 CSV with a UTF-8 byte order mark (spreadsheets then read Chinese correctly). */
