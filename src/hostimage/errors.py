@@ -117,3 +117,11 @@ class InsufficientStorage(HostImageError):
     status = 507
     code = "insufficient_storage"
     title = "Insufficient storage"
+
+
+class StorageUnavailable(HostImageError):
+    """The object storage did not answer (or failed); nothing was kept, retry later."""
+
+    status = 503
+    code = "storage_unavailable"
+    title = "Storage unavailable"

@@ -7,11 +7,13 @@ import multiprocessing
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from hostimage import crashpoints
 from hostimage.settings import Settings, load_settings
 
 app = typer.Typer(help="hostimage — host images for private clouds.", no_args_is_help=True)
@@ -65,12 +67,21 @@ def _worker_main(settings_json: str) -> None:
     from hostimage.services.runtime import runtime_from_settings
     from hostimage.storage import storage_from_settings
     from hostimage.tasks.worker import Worker
+    from hostimage.tasks.worker.retry import RetryPolicy
 
     settings = Settings.model_validate_json(settings_json)
+    crashpoints.arm(settings.crash_at)
     engine = make_engine(settings.effective_database_url, pool_size=4)
     factory = make_session_factory(engine)
     storage = storage_from_settings(settings)
-    Worker(runtime_from_settings(settings, factory, storage)).run_forever()
+    Worker(
+        runtime_from_settings(settings, factory, storage),
+        policy=RetryPolicy(
+            max_attempts=settings.task_max_attempts,
+            base=timedelta(seconds=settings.task_retry_base_seconds),
+        ),
+        gc_interval=timedelta(seconds=settings.gc_interval_seconds),
+    ).run_forever()
 
 
 def default_api_processes(settings: Settings) -> int:
@@ -105,6 +116,7 @@ def serve(
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = _settings(data_dir)
     prepare(settings, demo)
+    crashpoints.arm(settings.crash_at)
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_worker_main, args=(settings.model_dump_json(),), daemon=True)

@@ -32,7 +32,6 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     admin_password: str | None = None
     token_ttl_seconds: int = 12 * 3600
-    max_upload_bytes: int = 64 * 1024**3
     # Use cases one API process runs at once (the others wait their turn, in order). The
     # work is mostly Python holding the GIL: more threads only take turns more often.
     api_threads: int = Field(default=4, ge=1)
@@ -54,6 +53,9 @@ class Settings(BaseSettings):
     # be before it goes, and how often the workers look.
     gc_grace_hours: float = Field(default=24.0, ge=0)
     gc_interval_seconds: int = Field(default=3600, ge=1)
+    # Fault injection for the crash tests only: the process kills itself at this step
+    # (hostimage.crashpoints).
+    crash_at: str | None = None
     s3_endpoint: str | None = None
     s3_region: str | None = None
     s3_access_key: str | None = None

@@ -27,7 +27,7 @@ def test_upload_checksum_size_and_download(world: World) -> None:
     assert r.status_code == 416
 
 
-def test_format_mismatch_is_refused_and_image_stays_queued(world: World) -> None:
+def test_format_mismatch_is_refused_and_the_image_ends_killed(world: World) -> None:
     r = world.admin.post("/images", {"name": "liar", "disk_format": "qcow2"})
     iid = r.json()["id"]
     r = world.admin.put(
@@ -38,12 +38,31 @@ def test_format_mismatch_is_refused_and_image_stays_queued(world: World) -> None
     assert r.status_code == 400
     assert r.json()["code"] == "format_mismatch"
     img = world.admin.get(f"/images/{iid}").json()
-    assert img["status"] == "queued" and img["status_reason"]
+    assert img["status"] == "killed" and "qcow2" in img["status_reason"]
     assert list(world.client.app.state.storage.keys()) == []  # type: ignore[attr-defined]
     # a retry with the right declaration works
     r = world.admin.post("/images", {"name": "honest", "disk_format": "raw"})
     r = world.admin.put(f"/images/{r.json()['id']}/data", content=raw_disk(1))
     assert r.status_code == 200
+    # the killed image can be deleted
+    assert world.admin.delete(f"/images/{iid}").status_code == 202
+
+
+def test_a_killed_upload_takes_a_new_upload(world: World) -> None:
+    iid = world.admin.post("/images", {"name": "again", "disk_format": "raw"}).json()["id"]
+    r = world.admin.put(f"/images/{iid}/data", content=b"")
+    assert r.status_code == 422
+    img = world.admin.get(f"/images/{iid}").json()
+    assert img["status"] == "killed" and img["status_reason"] == "The upload is empty."
+    r = world.admin.put(f"/images/{iid}/data", content=raw_disk(7))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active" and r.json()["status_reason"] is None
+    # each upload was a task of its own, held by the request; both ended
+    tasks = world.admin.get("/tasks", params={"target_id": iid}).json()["items"]
+    assert [(t["kind"], t["status"]) for t in tasks] == [
+        ("upload", "succeeded"),
+        ("upload", "failed"),
+    ]
 
 
 def test_declared_raw_but_qcow2_content_is_refused(world: World) -> None:

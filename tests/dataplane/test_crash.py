@@ -1,93 +1,116 @@
-"""A worker killed in the middle of a save or a conversion: the task is retried (or failed
-with a reason) and no half-written object is ever marked active."""
+"""kill -9 at every step of upload, save, convert, compose, delete and VM creation, on both
+databases: after a surviving worker takes over, every object reaches a terminal state, every
+active image's stored bytes match its checksum, and garbage collection leaves no object that
+no row references. The operation then succeeds when it is done (or redone).
+
+The crash is real: a worker or API process runs with ``HOSTIMAGE_CRASH_AT=<step>`` and
+SIGKILLs itself at that step (``hostimage.crashpoints``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import hashlib
 import os
-import signal
+import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import update
 
 from hostimage.db.models import Task
-from hostimage.imaging.guestfish import OWNER_FILE, SCRATCH_PREFIX, reap_orphans
-from hostimage.tasks.worker import Worker
-from hostimage.tasks.worker.loop import MAX_ATTEMPTS
 from tests.api.conftest import World
 from tests.dataplane.conftest import TemplateVm
+from tests.dataplane.consistency import assert_consistent, take_over
 from tests.imaging.diskfactory import build_data_disk
 
-BIG = 192 * 1024 * 1024
 
-
-def _start_worker(world: World) -> subprocess.Popen[bytes]:
+def _env(world: World, crash_at: str) -> dict[str, str]:
     settings = world.client.app.state.settings  # type: ignore[attr-defined]
     env = {
         **os.environ,
         "HOSTIMAGE_DATA_DIR": str(settings.data_dir),
         "HOSTIMAGE_DATABASE_URL": settings.effective_database_url,
         "HOSTIMAGE_STORAGE_URL": settings.effective_storage_url,
+        "HOSTIMAGE_CRASH_AT": crash_at,
+        "HOSTIMAGE_TASK_RETRY_BASE_SECONDS": "0",
     }
     for key in ("s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key"):
         if getattr(settings, key):
             env[f"HOSTIMAGE_{key.upper()}"] = getattr(settings, key)
+    return env
+
+
+def _worker(world: World, crash_at: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hostimage.main", "worker"],
-        env=env,
+        env=_env(world, crash_at),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-def _wait_running(world: World, task_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api_server(world: World, crash_at: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hostimage.main",
+            "serve",
+            "--workers",
+            "0",
+            "--api-processes",
+            "1",
+            "--port",
+            str(port),
+        ],
+        env=_env(world, crash_at),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        task: dict[str, Any] = world.admin.get(f"/tasks/{task_id}").json()
-        if task["status"] == "running" and task["progress"] >= 5:
-            return task
-        assert task["status"] in ("queued", "running"), task
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        assert proc.poll() is None, "the API server did not start"
         time.sleep(0.2)
-    raise AssertionError(f"task {task_id} never got going")
+    raise AssertionError("the API server did not answer")
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    # What a surviving worker does every 15 s: stop the appliance the dead one may have left.
-    reap_orphans()
-    assert not any(_owned_by(proc.pid)), "an appliance of the killed worker is still running"
+def _died(proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait()
+        raise AssertionError("the process never reached its crash step") from None
+    assert code == -9, f"the process ended with {code}, not at its crash step"
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, 9)  # anything it started (qemu-img) dies with it
 
 
-def _owned_by(pid: int) -> Iterator[Path]:
-    for note in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*/{OWNER_FILE}"):
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(note.read_text())["owner"][0] == pid:
-                yield note
-
-
-def _no_active_without_object(world: World, hid: str) -> None:
-    storage = world.client.app.state.storage  # type: ignore[attr-defined]
-    hi = world.admin.get(f"/host-images/{hid}").json()
-    for sub in hi["sub_images"]:
-        if sub["status"] == "active":
-            assert storage.stat(f"host-images/{hid}/{sub['id']}.qcow2") is not None
-
-
-def _server(world: World, tmp_path: Path, vm: TemplateVm) -> str:
-    big = build_data_disk(tmp_path / "big.raw", "random", BIG)
+def _server(world: World, vm: TemplateVm, tmp_path: Path) -> str:
+    data = build_data_disk(tmp_path / "data.raw", "random", 24 * 1024 * 1024)
     ids = [
         world.upload(world.admin, "sys", vm.system.path.read_bytes(), project="p0a")["id"],
-        world.upload(world.admin, "big", big.read_bytes(), project="p0a")["id"],
+        world.upload(world.admin, "data", data.read_bytes(), project="p0a")["id"],
     ]
     r = world.admin.post(
         "/servers",
@@ -97,93 +120,166 @@ def _server(world: World, tmp_path: Path, vm: TemplateVm) -> str:
             "disks": [{"image_id": i} for i in ids],
         },
     )
+    assert r.status_code == 202, r.text
     world.worker.drain()
     return str(r.json()["id"])
 
 
-def _recover(world: World) -> int:
-    return Worker(world.worker.rt, stale_after=timedelta(0)).recover_stale()
+def _saved(world: World, vm: TemplateVm, tmp_path: Path) -> str:
+    sid = _server(world, vm, tmp_path)
+    r = world.admin.post(f"/servers/{sid}/save-host-image", {"name": "crash-src"})
+    world.worker.drain()
+    hid = str(r.json()["host_image_id"])
+    assert world.admin.get(f"/host-images/{hid}").json()["status"] == "active"
+    return hid
 
 
-def test_killed_save_is_retried_and_succeeds(
-    world: World, template_vm: TemplateVm, tmp_path: Path
-) -> None:
-    sid = _server(world, tmp_path, template_vm)
+# ------------------------------------------------------------------ worker-side operations
+
+
+@pytest.mark.parametrize(
+    "step", ["save.prepared", "save.converted", "save.published", "save.disk_saved"]
+)
+def test_save_killed_at(world: World, template_vm: TemplateVm, tmp_path: Path, step: str) -> None:
+    sid = _server(world, template_vm, tmp_path)
     r = world.admin.post(f"/servers/{sid}/save-host-image", {"name": "crash-save"})
     task_id, hid = r.json()["task_id"], r.json()["host_image_id"]
-    proc = _start_worker(world)
-    try:
-        _wait_running(world, task_id)
-    finally:
-        _kill(proc)
+    _died(_worker(world, step))
     assert world.admin.get(f"/tasks/{task_id}").json()["status"] == "running"
-    _no_active_without_object(world, hid)
-    assert _recover(world) == 1
-    assert world.admin.get(f"/tasks/{task_id}").json()["status"] == "queued"
-    world.worker.drain()
+    take_over(world)
     task = world.admin.get(f"/tasks/{task_id}").json()
     assert task["status"] == "succeeded" and task["attempts"] == 2, task
-    hi = world.admin.get(f"/host-images/{hid}").json()
-    assert hi["status"] == "active"
-    _no_active_without_object(world, hid)
+    assert world.admin.get(f"/host-images/{hid}").json()["status"] == "active"
     assert world.admin.get(f"/servers/{sid}").json()["status"] == "ready"
-    # nothing is left in the scratch space
-    assert not any(world.worker.rt.work_dir.iterdir())
+    done = world.admin.get("/logs", params={"obj_id": hid, "action": "save"}).json()["items"]
+    assert [e["notes"].get("stage") for e in done].count("done") == 1
+    assert_consistent(world)
 
 
-def test_save_given_up_after_retries_kills_image_and_leaves_no_data(
+def test_save_killed_once_too_often_is_given_up(
     world: World, template_vm: TemplateVm, tmp_path: Path
 ) -> None:
-    sid = _server(world, tmp_path, template_vm)
+    sid = _server(world, template_vm, tmp_path)
     r = world.admin.post(f"/servers/{sid}/save-host-image", {"name": "crash-dead"})
     task_id, hid = r.json()["task_id"], r.json()["host_image_id"]
-    proc = _start_worker(world)
-    try:
-        _wait_running(world, task_id)
-    finally:
-        _kill(proc)
     with world.worker.rt.factory() as s:
-        s.execute(update(Task).where(Task.id == task_id).values(attempts=MAX_ATTEMPTS))
+        s.execute(update(Task).where(Task.id == task_id).values(attempts=4))
         s.commit()
-    assert _recover(world) == 1
+    _died(_worker(world, "save.disk_saved"))
+    take_over(world)
     task = world.admin.get(f"/tasks/{task_id}").json()
-    assert task["status"] == "failed" and "gave up" in task["error"]
+    assert task["status"] == "failed" and "stopped" in task["error"], task
     hi = world.admin.get(f"/host-images/{hid}").json()
-    assert hi["status"] == "killed" and hi["status_reason"]
-    storage = world.client.app.state.storage  # type: ignore[attr-defined]
-    assert list(storage.keys(f"host-images/{hid}/")) == []
+    assert hi["status"] == "killed" and "stopped" in hi["status_reason"]
     assert world.admin.get(f"/servers/{sid}").json()["status"] == "ready"
+    assert_consistent(world)
     # a killed image may be deleted, never resurrected
     world.admin.post(f"/host-images/{hid}/protection", {"protected": False})
     assert world.admin.delete(f"/host-images/{hid}").status_code == 202
+    world.worker.drain()
+    assert world.admin.get(f"/host-images/{hid}").status_code == 404
 
 
-def test_killed_conversion_is_retried(
-    world: World, template_vm: TemplateVm, tmp_path: Path
+@pytest.mark.parametrize("step", ["convert.started", "convert.published"])
+def test_convert_killed_at(
+    world: World, template_vm: TemplateVm, tmp_path: Path, step: str
 ) -> None:
-    sid = _server(world, tmp_path, template_vm)
-    r = world.admin.post(f"/servers/{sid}/save-host-image", {"name": "crash-conv"})
-    hid = r.json()["host_image_id"]
-    world.worker.drain()
-    r = world.admin.post(f"/host-images/{hid}/formats", {"format": "raw"})
-    task_id = r.json()["task_id"]
-    proc = _start_worker(world)
-    try:
-        deadline = time.monotonic() + 120
-        while world.admin.get(f"/tasks/{task_id}").json()["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        # Killed as soon as it runs: a fixed wait let a fast machine finish the conversion
-        # first, leaving nothing to recover.
-    finally:
-        _kill(proc)
-    fmts = world.admin.get(f"/host-images/{hid}/formats").json()["items"]
-    storage = world.client.app.state.storage  # type: ignore[attr-defined]
-    for f in fmts:
-        if f["format"] == "raw" and f["status"] == "active":
-            assert storage.stat(f"host-images/{hid}/{f['sub_image_id']}.raw") is not None
-    assert _recover(world) == 1
-    world.worker.drain()
+    hid = _saved(world, template_vm, tmp_path)
+    task_id = world.admin.post(f"/host-images/{hid}/formats", {"format": "raw"}).json()["task_id"]
+    _died(_worker(world, step))
+    take_over(world)
     assert world.admin.get(f"/tasks/{task_id}").json()["status"] == "succeeded"
     fmts = world.admin.get(f"/host-images/{hid}/formats").json()["items"]
     assert [f["status"] for f in fmts if f["format"] == "raw"] == ["active", "active"]
+    assert_consistent(world)
+
+
+def test_delete_killed_after_removing_the_data(
+    world: World, template_vm: TemplateVm, tmp_path: Path
+) -> None:
+    hid = _saved(world, template_vm, tmp_path)
+    world.admin.post(f"/host-images/{hid}/protection", {"protected": False})
+    task_id = world.admin.delete(f"/host-images/{hid}").json()["task_id"]
+    _died(_worker(world, "purge.data_removed"))
+    assert world.admin.get(f"/host-images/{hid}").json()["status"] == "deleting"
+    take_over(world)
+    assert world.admin.get(f"/tasks/{task_id}").json()["status"] == "succeeded"
+    assert world.admin.get(f"/host-images/{hid}").status_code == 404
+    assert_consistent(world)
+
+
+@pytest.mark.parametrize("step", ["create.disks_built", "create.in_place"])
+def test_vm_creation_killed_at(
+    world: World, template_vm: TemplateVm, tmp_path: Path, step: str
+) -> None:
+    sys_id = world.upload(world.admin, "sys", template_vm.system.path.read_bytes(), project="p0a")[
+        "id"
+    ]
+    r = world.admin.post(
+        "/servers",
+        {
+            "name": "crash-vm",
+            "project_id": world.projects["p0a"],
+            "disks": [{"image_id": sys_id}, {"size_mb": 64}],
+        },
+    )
+    task_id, sid = r.json()["task_id"], r.json()["id"]
+    _died(_worker(world, step))
+    assert world.admin.get(f"/servers/{sid}").json()["status"] == "creating"
+    take_over(world)
+    assert world.admin.get(f"/tasks/{task_id}").json()["status"] == "succeeded"
+    assert world.admin.get(f"/servers/{sid}").json()["status"] == "ready"
+    for index in (0, 1):
+        assert world.worker.rt.disk_path(f"{sid}/disk{index}.qcow2").is_file()
+    assert_consistent(world)
+
+
+# --------------------------------------------------------------------- API-side operations
+
+
+def _token(world: World) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.admin.token}"}
+
+
+@pytest.mark.parametrize("step", ["upload.claimed", "upload.receiving", "upload.published"])
+def test_upload_killed_at(world: World, tmp_path: Path, step: str) -> None:
+    data = build_data_disk(tmp_path / "up.raw", "random", 12 * 1024 * 1024).read_bytes()
+    iid = world.admin.post(
+        "/images", {"name": "crash-up", "disk_format": "raw", "project_id": world.projects["p0a"]}
+    ).json()["id"]
+    proc, url = _api_server(world, step)
+
+    def chunks() -> Any:
+        for start in range(0, len(data), 1 << 20):
+            yield data[start : start + (1 << 20)]
+
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.put(f"{url}/api/v1/images/{iid}/data", content=chunks(), headers=_token(world))
+    _died(proc)
+    assert world.admin.get(f"/images/{iid}").json()["status"] == "saving"
+    take_over(world)
+    img = world.admin.get(f"/images/{iid}").json()
+    assert img["status"] == "killed" and "interrupted" in img["status_reason"], img
+    assert_consistent(world)
+    # the upload can be made again
+    r = world.admin.put(f"/images/{iid}/data", content=data)
+    assert r.status_code == 200, r.text
+    assert r.json()["checksum"] == f"sha256:{hashlib.sha256(data).hexdigest()}"
+    assert_consistent(world)
+
+
+def test_compose_killed_before_its_commit(world: World) -> None:
+    parts = world.host_image("p0a", "crash-parts", disks=2)["sub_images"]
+    ids = [sub["id"] for sub in parts]
+    proc, url = _api_server(world, "compose.committing")
+    body = {"name": "crash-compose", "image_ids": ids, "project_id": world.projects["p0a"]}
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(f"{url}/api/v1/host-images", json=body, headers=_token(world))
+    _died(proc)
+    listed = world.admin.get("/host-images", params={"scope": "system", "name": "crash-compose"})
+    assert listed.json()["total"] == 0
+    take_over(world)
+    assert_consistent(world)
+    r = world.admin.post("/host-images", body)
+    assert r.status_code == 201, r.text
+    assert_consistent(world)

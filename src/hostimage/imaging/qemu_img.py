@@ -146,6 +146,35 @@ def create(
     _run([*argv, _abs(path), str(size_bytes)], limits, timeout)
 
 
+def measure(
+    src: Path | str,
+    src_fmt: str,
+    dst_fmt: str,
+    *,
+    options: Mapping[str, str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    timeout: float | None = None,
+) -> int:
+    """How many bytes converting ``src`` into ``dst_fmt`` may write, at most (``qemu-img
+    measure``'s ``required``; a compressed output needs less). Raises ``QemuImgError`` like
+    ``info``, whose check runs first.
+
+    qemu-img measures qcow2 and raw outputs only: a fixed VHD takes the virtual size and its
+    footer, and a VMDK is bounded by what the same data takes as qcow2.
+    """
+    src_info = info(src, src_fmt, limits=limits, timeout=timeout)
+    if dst_fmt == "vhd":
+        return src_info.virtual_size + 2 * 1024 * 1024
+    target = "qcow2" if dst_fmt == "vmdk" else dst_fmt
+    argv = ["measure", "--output=json", "-f", qemu_format(src_fmt), "-O", qemu_format(target)]
+    if target == dst_fmt:
+        argv += _option_args(dict(options or {}))
+    report = _json(_run([*argv, _abs(src)], limits, timeout))
+    if not isinstance(report, dict) or not isinstance(report.get("required"), int):
+        raise QemuImgError("qemu-img measure printed no required size.")
+    return int(report["required"])
+
+
 PARALLEL_WRITE_FORMATS = frozenset({"qcow2", "raw"})
 
 

@@ -127,7 +127,7 @@ def seed_demo(session: Session, storage: Storage) -> bool:
                 ctx,
                 img["id"],
                 (data[o : o + MiB] for o in range(0, len(data), MiB)),
-                1 << 40,
+                "demo",
             )
             image_ids.append(img["id"])
         hi = lifecycle.compose_host_image(

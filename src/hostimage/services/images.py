@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from hostimage import crashpoints
 from hostimage.db.base import utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import FormatCopy, Image
+from hostimage.db.queue import Claim, ClaimLost, Heartbeat, enqueue, fence, finish, start_claimed
 from hostimage.db.scoping import view_filter, visible
 from hostimage.domain.formats import DiskFormat
 from hostimage.domain.permissions import Action, authorize
@@ -23,18 +25,20 @@ from hostimage.errors import (
     Conflict,
     HostImageError,
     NotFound,
-    PayloadTooLarge,
     RangeNotSatisfiable,
     UnsafeImage,
     ValidationFailed,
 )
 from hostimage.imaging.inspector import FormatError, StreamInspector
 from hostimage.services import oplog
+from hostimage.services.builds import wait_for_builds
 from hostimage.services.context import RequestContext
+from hostimage.services.faults import as_service_error, describe
 from hostimage.services.host_images.lifecycle import target_project
 from hostimage.services.host_images.read import contains
+from hostimage.services.limits import ImageLimits, image_limits
+from hostimage.services.runtime import TaskRun
 from hostimage.storage import Storage
-from hostimage.tasks.queue import enqueue
 
 
 def image_dict(img: Image) -> dict[str, Any]:
@@ -106,7 +110,17 @@ def create_image(
     return image_dict(img)
 
 
-def _claim_upload(session: Session, ctx: RequestContext, image_id: str) -> Image:
+UPLOAD_TASK = "upload"
+
+
+def upload_key(image_id: str, claim: Claim) -> str:
+    """Where an upload stores its data: a name of its own per upload."""
+    return f"images/{image_id}/{claim.token}"
+
+
+def _claim_upload(
+    session: Session, ctx: RequestContext, image_id: str, holder: str
+) -> tuple[Image, Claim, ImageLimits]:
     begin_write(session)
     img = session.scalar(
         select(Image).where(Image.id == image_id, visible(Image, ctx.principal)).with_for_update()
@@ -117,14 +131,22 @@ def _claim_upload(session: Session, ctx: RequestContext, image_id: str) -> Image
         authorize(ctx.principal, Action.UPDATE, Owner(img.domain_id, img.project_id))
         if img.host_image_id:
             raise Conflict("Sub-images get their data from their host image.", code="sub_image")
-        if img.status != ImageStatus.QUEUED:
+        if img.status not in (ImageStatus.QUEUED, ImageStatus.KILLED):
             raise Conflict(
-                f"Data can be uploaded only to a queued image; this one is {img.status}.",
+                "Data can be uploaded only to a queued image (or one whose upload failed); "
+                f"this one is {img.status}.",
                 code="bad_status",
             )
     img.status, img.status_reason, img.updated_at = ImageStatus.SAVING.value, None, utcnow()
+    # The upload is a task held by this request: if the process dies, the workers see its
+    # heartbeat stop and end the image ``killed`` instead of leaving it ``saving``.
+    claim = start_claimed(session, UPLOAD_TASK, "image", img.id, holder, project_id=img.project_id)
+    # The row names the object before it is written: however long the upload takes, the
+    # garbage collector never takes the object for one no row references.
+    img.object_key = upload_key(img.id, claim)
+    limits = image_limits(session)
     session.commit()
-    return img
+    return img, claim, limits
 
 
 @dataclass
@@ -139,71 +161,117 @@ def upload_data(
     ctx: RequestContext,
     image_id: str,
     chunks: Iterable[bytes],
-    max_bytes: int,
+    holder: str = "api",
 ) -> dict[str, Any]:
     """Stream an image's data into storage, hashing and inspecting it on the way.
 
-    Written to a temporary name and published only when complete, hashed (SHA-256) and its
-    format checked against the declared one; on any failure nothing is published and the image
-    goes back to ``queued`` with the reason, so the upload can be retried.
+    Written under a name of its own and published only when complete, hashed (SHA-256), its
+    format checked against the declared one and its sizes against ``max_upload_size_gb`` and
+    ``max_virtual_size_gb``. On any failure nothing stays stored and the image ends
+    ``killed`` with the reason; a killed standalone image takes a new upload.
     """
-    img = _claim_upload(session, ctx, image_id)
-    key = f"images/{img.id}/{utcnow().strftime('%Y%m%d%H%M%S%f')}"
+    img, claim, limits = _claim_upload(session, ctx, image_id, holder)
+    crashpoints.reached("upload.claimed")
+    key = upload_key(img.id, claim)
     writer = storage.open_writer(key)
     digest = hashlib.sha256()
     inspector = StreamInspector()
     up = _Upload()
+    published = False
+    factory = sessionmaker(bind=session.get_bind())
     try:
-        try:
-            for chunk in chunks:
-                up.size += len(chunk)
-                if up.size > max_bytes:
-                    raise PayloadTooLarge(f"The upload exceeds the limit of {max_bytes} bytes.")
-                digest.update(chunk)
-                inspector.feed(chunk)
-                writer.write(chunk)
-            if up.size == 0:
-                raise ValidationFailed("The upload is empty.")
-            info = inspector.finish(img.disk_format)
-        except FormatError as exc:
-            raise UnsafeImage(str(exc), code=exc.code) from exc
-        writer.publish()
+        with Heartbeat(factory, claim) as heartbeat:
+            try:
+                for chunk in chunks:
+                    if heartbeat.lost.is_set():
+                        raise ClaimLost("The upload was ended by the service.")
+                    up.size += len(chunk)
+                    limits.check_upload_size(up.size)
+                    digest.update(chunk)
+                    inspector.feed(chunk)
+                    writer.write(chunk)
+                    crashpoints.reached("upload.receiving")
+                if up.size == 0:
+                    raise ValidationFailed("The upload is empty.")
+                info = inspector.finish(img.disk_format)
+            except FormatError as exc:
+                raise UnsafeImage(str(exc), code=exc.code) from exc
+            limits.check_virtual_size(info.virtual_size or up.size)
+            writer.publish()
+            published = True
+            crashpoints.reached("upload.published")
+            begin_write(session)
+            fence(session, claim)
+            img = session.get(Image, img.id) or img
+            img.status = ImageStatus.ACTIVE.value
+            img.size = up.size
+            img.virtual_size = info.virtual_size or up.size
+            img.checksum = f"sha256:{digest.hexdigest()}"
+            img.object_key = key
+            img.updated_at = utcnow()
+            oplog.record(
+                session,
+                ctx,
+                oplog.of_image(img),
+                "save",
+                notes={"size": up.size, "checksum": img.checksum, "detected_format": info.format},
+            )
+            finish(session, claim)
+            session.commit()
     except BaseException as exc:
-        writer.abort()
-        _back_to_queued(session, ctx, img.id, exc)
+        if published:
+            storage.delete(key)
+        else:
+            writer.abort()
+        _kill_upload(session, ctx, img.id, claim, exc)
+        service_exc = as_service_error(exc)
+        if service_exc is not exc:
+            raise service_exc from exc
         raise
-    begin_write(session)
-    img = session.get(Image, img.id) or img
-    img.status = ImageStatus.ACTIVE.value
-    img.size = up.size
-    img.virtual_size = info.virtual_size or up.size
-    img.checksum = f"sha256:{digest.hexdigest()}"
-    img.object_key = key
-    img.updated_at = utcnow()
-    oplog.record(
-        session,
-        ctx,
-        oplog.of_image(img),
-        "save",
-        notes={"size": up.size, "checksum": img.checksum, "detected_format": info.format},
-    )
-    session.commit()
     return image_dict(img)
 
 
-def _back_to_queued(
-    session: Session, ctx: RequestContext, image_id: str, exc: BaseException
+def _kill_upload(
+    session: Session, ctx: RequestContext | None, image_id: str, claim: Claim, exc: BaseException
 ) -> None:
+    """End a failed upload: the image ``killed`` with the reason, the task failed."""
     session.rollback()
     begin_write(session)
+    try:
+        fence(session, claim)
+    except ClaimLost:
+        session.rollback()  # the workers ended it already
+        return
+    service_exc = as_service_error(exc)
+    if isinstance(service_exc, HostImageError):
+        reason = service_exc.detail
+    elif isinstance(exc, Exception) and not isinstance(exc, ClaimLost):
+        reason = f"The upload was interrupted: {describe(exc)}"
+    else:
+        reason = "The upload was interrupted."
     img = session.get(Image, image_id)
     if img is not None and img.status == ImageStatus.SAVING:
-        reason = exc.detail if isinstance(exc, HostImageError) else "The upload was interrupted."
-        img.status, img.status_reason, img.updated_at = ImageStatus.QUEUED.value, reason, utcnow()
+        img.status, img.status_reason, img.updated_at = ImageStatus.KILLED.value, reason, utcnow()
+        img.object_key = None
         oplog.record(
             session, ctx, oplog.of_image(img), "save", success=False, notes={"error": reason}
         )
+    finish(session, claim, error=reason)
     session.commit()
+
+
+def give_up_upload(session: Session, storage: Storage, claim: Claim, reason: str) -> None:
+    """An upload whose request stopped beating (its process died): the image ends
+    ``killed``; in the caller's write transaction, fenced by the caller's claim."""
+    img = session.get(Image, claim.target_id)
+    if img is not None and img.status == ImageStatus.SAVING:
+        img.status, img.status_reason, img.updated_at = ImageStatus.KILLED.value, reason, utcnow()
+        if img.object_key:
+            storage.delete(img.object_key)  # published, perhaps, before the process died
+        img.object_key = None
+        oplog.record(
+            session, None, oplog.of_image(img), "save", success=False, notes={"error": reason}
+        )
 
 
 @dataclass(frozen=True)
@@ -291,22 +359,37 @@ def delete_image(session: Session, ctx: RequestContext, image_id: str) -> dict[s
     return {"task_id": task.id, "image_id": img.id}
 
 
-def purge_image(session: Session, storage: Storage, image_id: str) -> None:
-    """Remove a deleting image's row and its object unless another image shares it."""
-    begin_write(session)
-    img = session.get(Image, image_id)
-    if img is None:
-        return
-    if img.object_key:
-        others = session.scalar(
-            select(func.count())
-            .select_from(Image)
-            .where(Image.object_key == img.object_key, Image.id != img.id)
-        )
-        if not others:
-            storage.delete(img.object_key)
-    session.delete(img)
-    session.commit()
+def purge_image(run: TaskRun, image_id: str) -> None:
+    """Remove a deleting image's row and its object unless another image shares it.
+
+    Idempotent: run again after a crash, it finishes what was left. While a server is being
+    built from the image, the purge waits (:class:`Deferred`); a storage failure propagates,
+    for the worker to retry.
+    """
+    with run.write() as session:
+        img = session.scalar(select(Image).where(Image.id == image_id).with_for_update())
+        if img is None:
+            return
+        if img.status != ImageStatus.DELETING:
+            raise Conflict("Only an image marked deleting is purged.", code="bad_status")
+        wait_for_builds(session, [img.id])
+        if img.object_key:
+            others = session.scalar(
+                select(func.count())
+                .select_from(Image)
+                .where(Image.object_key == img.object_key, Image.id != img.id)
+            )
+            if not others:
+                run.rt.storage.delete(img.object_key)
+        session.delete(img)
+
+
+def note_retry(run: TaskRun, image_id: str, reason: str) -> None:
+    """Show why a deletion is still going on (``status_reason``; the status stays)."""
+    with run.write() as session:
+        img = session.get(Image, image_id)
+        if img is not None and img.status == ImageStatus.DELETING:
+            img.status_reason = reason[:1000]
 
 
 @dataclass(frozen=True)

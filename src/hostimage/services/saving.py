@@ -2,12 +2,12 @@
 
 For each disk, in parallel: inspect → (system disk: copy and clean identity) → compressed
 qcow2 (zstd) → inspect the output → store while hashing → mark the sub-image active. The
-server's own disk files are only ever read.
+server's own disk files are only ever read. Every write is fenced by the task's claim, and
+each run stores under names of its own: a run that lost its task leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -16,18 +16,19 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hostimage import crashpoints
 from hostimage.db.base import utcnow
-from hostimage.db.engine import begin_write
 from hostimage.db.models import HostImage, Image, Server, ServerDisk
-from hostimage.domain.status import ImageStatus
+from hostimage.db.queue import ClaimLost, enqueue
+from hostimage.domain.status import ImageStatus, ServerStatus
 from hostimage.imaging import ext4fast, guestfs, qemu_img
 from hostimage.imaging.inspector import inspect
 from hostimage.services import oplog
 from hostimage.services.blobs import store_file
 from hostimage.services.host_images.common import refresh_derived
-from hostimage.services.runtime import Runtime, report_progress
+from hostimage.services.limits import ImageLimits, ensure_room, image_limits
+from hostimage.services.runtime import TaskRun
 from hostimage.services.settings import get_settings
-from hostimage.tasks.queue import enqueue
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,15 @@ class DiskJob:
 class _Progress:
     """Combines per-disk percentages into one task percentage (weighted by disk size)."""
 
-    def __init__(self, rt: Runtime, task_id: str, jobs: list[DiskJob]) -> None:
-        self._rt, self._task_id = rt, task_id
+    def __init__(self, run: TaskRun, jobs: list[DiskJob]) -> None:
+        self._run = run
         self._done = {j.index: 0.0 for j in jobs}
         self._weights = {j.index: j.weight for j in jobs}
         self._lock = threading.Lock()
         self._last = -1
 
     def update(self, index: int, pct: float) -> None:
+        self._run.check()
         with self._lock:
             self._done[index] = pct
             total = sum(self._done[i] * self._weights[i] for i in self._done)
@@ -56,22 +58,21 @@ class _Progress:
             if whole <= self._last:
                 return
             self._last = whole
-        report_progress(self._rt.factory, self._task_id, whole)
+        self._run.progress(whole)
 
 
-def _key(host_image_id: str, sub_id: str) -> str:
-    return f"host-images/{host_image_id}/{sub_id}.qcow2"
+def object_key(host_image_id: str, sub_id: str, run: TaskRun) -> str:
+    """Where a run stores a sub-image: a name of its own, so two runs never share one."""
+    return f"host-images/{host_image_id}/{sub_id}-{run.claim.short}.qcow2"
 
 
-def _prepare(rt: Runtime, host_image_id: str, server_id: str) -> list[DiskJob] | None:
-    with rt.factory() as session:
-        begin_write(session)
+def _prepare(run: TaskRun, host_image_id: str, server_id: str) -> list[DiskJob] | None:
+    with run.write() as session:
         hi = session.get(HostImage, host_image_id)
         if hi is None or hi.status in (ImageStatus.DELETING, ImageStatus.KILLED):
             server = session.get(Server, server_id)
-            if server is not None and server.status == "saving":
-                server.status, server.updated_at = "ready", utcnow()  # nothing left to save
-            session.commit()
+            if server is not None and server.status == ServerStatus.SAVING:
+                server.status = ServerStatus.READY.value  # nothing left to save
             return None
         subs = {
             s.idx: s for s in session.scalars(select(Image).where(Image.host_image_id == hi.id))
@@ -84,17 +85,26 @@ def _prepare(rt: Runtime, host_image_id: str, server_id: str) -> list[DiskJob] |
             if sub.status == ImageStatus.ACTIVE:
                 continue  # done by an earlier attempt
             sub.status, sub.updated_at = ImageStatus.SAVING.value, utcnow()
-            jobs.append(DiskJob(sub.id, d.idx, rt.disk_path(d.path), d.size / total))
+            jobs.append(DiskJob(sub.id, d.idx, run.rt.disk_path(d.path), d.size / total))
         refresh_derived(hi, list(subs.values()))
-        session.commit()
         return jobs
 
 
 def _save_disk(
-    rt: Runtime, host_image_id: str, job: DiskJob, work: Path, progress: _Progress
+    run: TaskRun, host_image_id: str, job: DiskJob, limits: ImageLimits, progress: _Progress
 ) -> dict[str, Any]:
-    inspect(job.source, "qcow2")
+    rt = run.rt
+    run.check()
+    source_info = inspect(job.source, "qcow2")
+    limits.check_virtual_size(source_info.virtual_size or 0, f"Disk {job.index}")
+    work = run.work / f"disk{job.index}"
     work.mkdir(parents=True, exist_ok=True)
+    # Room for the compressed output (at most what qemu-img measures), and for the system
+    # disk also the private raw copy that is cleaned.
+    needed = qemu_img.measure(job.source, "qcow2", "qcow2", limits=rt.qemu_limits)
+    if job.index == 0:
+        needed += qemu_img.measure(job.source, "qcow2", "raw", limits=rt.qemu_limits)
+    ensure_room(work, needed, f"Saving disk {job.index}")
     source, notes = job.source, {}
     source_fmt = "qcow2"
     if job.index == 0:
@@ -102,6 +112,7 @@ def _save_disk(
         # ext file systems are edited directly; anything else goes through libguestfs.
         copy = work / "system-copy.raw"
         qemu_img.convert(job.source, "qcow2", copy, "raw", limits=rt.qemu_limits)
+        run.check()
         report = ext4fast.clean_identity(copy) or guestfs.clean_identity(copy, "raw")
         notes["cleaned"] = asdict(report)
         source, source_fmt = copy, "raw"
@@ -117,72 +128,70 @@ def _save_disk(
         limits=rt.qemu_limits,
     )
     info = inspect(out, "qcow2")
-    stored = store_file(rt.storage, _key(host_image_id, job.sub_id), out)
-    with rt.factory() as session:
-        begin_write(session)
-        sub = session.get(Image, job.sub_id)
-        assert sub is not None
-        sub.status, sub.size, sub.checksum = ImageStatus.ACTIVE.value, stored.size, stored.checksum
-        sub.virtual_size = info.virtual_size or sub.virtual_size
-        sub.object_key, sub.updated_at = stored.key, utcnow()
-        oplog.record(
-            session,
-            None,
-            oplog.of_image(sub),
-            "save",
-            notes={"size": stored.size, "checksum": stored.checksum, **notes},
-        )
-        session.commit()
-    shutil.rmtree(work, ignore_errors=True)
+    run.check()
+    crashpoints.reached("save.converted")
+    stored = store_file(rt.storage, object_key(host_image_id, job.sub_id, run), out)
+    crashpoints.reached("save.published")
+    try:
+        with run.write() as session:
+            sub = session.get(Image, job.sub_id)
+            if sub is None or sub.status != ImageStatus.SAVING:
+                raise ClaimLost(f"Sub-image {job.sub_id} is no longer being saved.")
+            sub.status, sub.size, sub.checksum = (
+                ImageStatus.ACTIVE.value,
+                stored.size,
+                stored.checksum,
+            )
+            sub.virtual_size = info.virtual_size or sub.virtual_size
+            sub.object_key, sub.updated_at = stored.key, utcnow()
+            oplog.record(
+                session,
+                None,
+                oplog.of_image(sub),
+                "save",
+                notes={"size": stored.size, "checksum": stored.checksum, **notes},
+            )
+    except ClaimLost:
+        rt.storage.delete(stored.key)  # never referenced: this run may not publish it
+        raise
+    crashpoints.reached("save.disk_saved")
     return notes
 
 
-def run_save(
-    rt: Runtime, task_id: str, host_image_id: str, server_id: str, auto_start: bool
-) -> None:
-    """Save the server's disks into the host image's sub-images; on failure the host image
-    is killed with the reason and no stored data is left behind."""
-    work = rt.work_dir / task_id
-    shutil.rmtree(work, ignore_errors=True)  # partial files of an earlier attempt
-    jobs = _prepare(rt, host_image_id, server_id)
+def run_save(run: TaskRun, host_image_id: str, server_id: str, auto_start: bool) -> None:
+    """Save the server's disks into the host image's sub-images. A failure propagates: the
+    worker retries transient ones, and on giving up :func:`fail_save` kills the host image."""
+    jobs = _prepare(run, host_image_id, server_id)
     if jobs is None:
         return
-    progress = _Progress(rt, task_id, jobs)
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, rt.parallelism)) as pool:
-            results = list(
-                pool.map(
-                    lambda j: _save_disk(rt, host_image_id, j, work / f"disk{j.index}", progress),
-                    jobs,
-                )
-            )
-    except Exception as exc:
-        fail_save(rt, host_image_id, server_id, f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    crashpoints.reached("save.prepared")
+    with run.rt.factory() as session:
+        limits = image_limits(session)
+    progress = _Progress(run, jobs)
+    with ThreadPoolExecutor(max_workers=max(1, run.rt.parallelism)) as pool:
+        results = list(
+            pool.map(lambda j: _save_disk(run, host_image_id, j, limits, progress), jobs)
+        )
     cleaned = next((r["cleaned"] for r in results if "cleaned" in r), None)
-    _finish(rt, host_image_id, server_id, auto_start, cleaned)
+    _finish(run, host_image_id, server_id, auto_start, cleaned)
 
 
 def _finish(
-    rt: Runtime,
+    run: TaskRun,
     host_image_id: str,
     server_id: str,
     auto_start: bool,
     cleaned: dict[str, Any] | None,
 ) -> None:
-    with rt.factory() as session:
-        begin_write(session)
+    with run.write() as session:
         hi = session.get(HostImage, host_image_id)
         server = session.get(Server, server_id)
         assert hi is not None
         subs = list(session.scalars(select(Image).where(Image.host_image_id == hi.id)))
         refresh_derived(hi, subs)
         hi.updated_at = utcnow()
-        if server is not None and server.status == "saving":
-            server.status = "running" if auto_start else "ready"
-            server.updated_at = utcnow()
+        if server is not None and server.status == ServerStatus.SAVING:
+            server.status = (ServerStatus.RUNNING if auto_start else ServerStatus.READY).value
         oplog.record(
             session,
             None,
@@ -200,29 +209,28 @@ def _finish(
                     project_id=hi.project_id,
                     payload={"format": fmt},
                 )
-        session.commit()
 
 
-def fail_save(rt: Runtime, host_image_id: str, server_id: str | None, reason: str) -> None:
-    """Kill the host image with ``reason``, delete whatever was stored, free the server."""
-    with rt.factory() as session:
-        begin_write(session)
+def fail_save(run: TaskRun, host_image_id: str, server_id: str | None, reason: str) -> None:
+    """Kill the host image with ``reason``, delete whatever it stored, free the server."""
+    with run.write() as session:
         hi = session.get(HostImage, host_image_id)
         if hi is None:
             return
         subs = list(session.scalars(select(Image).where(Image.host_image_id == hi.id)))
         for sub in subs:
-            rt.storage.delete(_key(hi.id, sub.id))
+            if sub.object_key:
+                run.rt.storage.delete(sub.object_key)
             if sub.status != ImageStatus.DELETING:
                 sub.status, sub.status_reason = ImageStatus.KILLED.value, reason
                 sub.object_key, sub.checksum, sub.size = None, None, 0
+                sub.updated_at = utcnow()
         refresh_derived(hi, subs)
         hi.status_reason = reason
         if server_id:
             server = session.get(Server, server_id)
-            if server is not None and server.status == "saving":
-                server.status = "ready"
+            if server is not None and server.status == ServerStatus.SAVING:
+                server.status = ServerStatus.READY.value
         oplog.record(
             session, None, oplog.of_host_image(hi), "save", success=False, notes={"error": reason}
         )
-        session.commit()

@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 from hostimage.db.base import new_id, utcnow
 from hostimage.db.engine import begin_write
 from hostimage.db.models import HostImage, Image, Server, ServerDisk
+from hostimage.db.queue import enqueue
 from hostimage.db.scoping import server_view_filter, server_visible, visible
 from hostimage.domain.formats import resolve_drivers
 from hostimage.domain.naming import sub_image_name
 from hostimage.domain.permissions import Action, authorize
 from hostimage.domain.sharing import Owner
-from hostimage.domain.status import ImageStatus
+from hostimage.domain.status import ImageStatus, ServerStatus
 from hostimage.domain.tenancy import View
 from hostimage.errors import Conflict, Invalid, NotFound, ValidationFailed
 from hostimage.services import oplog
@@ -26,7 +27,6 @@ from hostimage.services.host_images.common import name_taken, refresh_derived
 from hostimage.services.host_images.lifecycle import target_project
 from hostimage.services.host_images.read import contains
 from hostimage.services.settings import three_level
-from hostimage.tasks.queue import enqueue
 
 MiB = 1024 * 1024
 
@@ -161,17 +161,22 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
     drivers = ("auto", "auto")
     hypervisor: str | None = None
     if spec.host_image_id:
+        # FOR SHARE: a concurrent delete of the image waits until this server is recorded,
+        # and its purge then waits for the server's build (wait_for_builds).
         hi = session.scalar(
-            select(HostImage).where(
-                HostImage.id == spec.host_image_id, visible(HostImage, ctx.principal)
-            )
+            select(HostImage)
+            .where(HostImage.id == spec.host_image_id, visible(HostImage, ctx.principal))
+            .with_for_update(read=True)
         )
         if hi is None:
             raise Invalid(f"Unknown host image {spec.host_image_id}.", code="unknown_host_image")
         if hi.status != ImageStatus.ACTIVE:
             raise Conflict("The host image is not active.", code="image_not_active")
         subs = session.scalars(
-            select(Image).where(Image.host_image_id == hi.id).order_by(Image.idx)
+            select(Image)
+            .where(Image.host_image_id == hi.id)
+            .order_by(Image.idx)
+            .with_for_update(read=True)
         )
         sources.extend((s.virtual_size, s.id) for s in subs)
         os_type = os_type or hi.os_type
@@ -179,7 +184,9 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
     for d in spec.disks:
         if d.image_id:
             img = session.scalar(
-                select(Image).where(Image.id == d.image_id, visible(Image, ctx.principal))
+                select(Image)
+                .where(Image.id == d.image_id, visible(Image, ctx.principal))
+                .with_for_update(read=True)
             )
             if img is None:
                 raise Invalid(f"Unknown image {d.image_id}.", code="unknown_image")
@@ -204,7 +211,7 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
         disk_driver=auto_disk if drivers[0] == "auto" else drivers[0],
         net_driver=auto_net if drivers[1] == "auto" else drivers[1],
         name=spec.name,
-        status="creating",
+        status=ServerStatus.CREATING.value,
         domain_id=project.domain_id,
         project_id=project.id,
         os_type=os_type,
@@ -253,7 +260,11 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
 def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool) -> dict[str, Any]:
     """Start (ready → running) or stop (running → ready) a server; 409 from other states."""
     server = _visible_server(session, ctx, server_id, lock=True)
-    want_from, to = ("ready", "running") if start else ("running", "ready")
+    want_from, to = (
+        (ServerStatus.READY.value, ServerStatus.RUNNING.value)
+        if start
+        else (ServerStatus.RUNNING.value, ServerStatus.READY.value)
+    )
     with oplog.refusals_logged(session, ctx, of_server(server), "update"):
         authorize(ctx.principal, Action.UPDATE, Owner(server.domain_id, server.project_id))
         if server.status not in (want_from, to):
@@ -275,7 +286,7 @@ def delete_server(session: Session, ctx: RequestContext, server_id: str) -> dict
     server = _visible_server(session, ctx, server_id, lock=True)
     with oplog.refusals_logged(session, ctx, of_server(server), "delete"):
         authorize(ctx.principal, Action.DELETE, Owner(server.domain_id, server.project_id))
-        if server.status in ("creating", "saving", "running"):
+        if server.status in (ServerStatus.CREATING, ServerStatus.SAVING, ServerStatus.RUNNING):
             raise Conflict(f"The server is {server.status}; stop it or wait.", code="bad_status")
     paths = [d.path for d in _disks(session, [server.id])[server.id]]
     oplog.record(session, ctx, of_server(server), "delete")
@@ -309,7 +320,7 @@ def save_host_image(
     owner = Owner(server.domain_id, server.project_id)
     with oplog.refusals_logged(session, ctx, of_server(server), "save"):
         authorize(ctx.principal, Action.SAVE, owner)
-        if server.status != "ready":
+        if server.status != ServerStatus.READY:
             raise Conflict(
                 f"Stop the server first; it is {server.status}.", code="server_not_stopped"
             )
@@ -353,7 +364,7 @@ def save_host_image(
     ]
     session.add_all(subs)
     refresh_derived(hi, subs)
-    server.status, server.updated_at = "saving", now
+    server.status, server.updated_at = ServerStatus.SAVING.value, now
     oplog.record(
         session,
         ctx,

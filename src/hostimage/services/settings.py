@@ -1,4 +1,5 @@
-"""Global settings: three-level permissions and target formats (SPEC §5 ``/settings``)."""
+"""Global settings: three-level permissions, target formats and image size limits (SPEC §5
+and §9.1 ``/settings``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from hostimage.domain.formats import CONVERTIBLE_FORMATS
 from hostimage.errors import Conflict, Forbidden, ValidationFailed
 from hostimage.services.context import RequestContext
 
-DEFAULTS: dict[str, Any] = {"three_level_permissions": False, "target_formats": ["qcow2"]}
+DEFAULTS: dict[str, Any] = {
+    "three_level_permissions": False,
+    "target_formats": ["qcow2"],
+    # GiB (2^30 bytes); SPEC §9.1.
+    "max_virtual_size_gb": 16384,
+    "max_upload_size_gb": 2048,
+}
+SIZE_LIMITS = ("max_virtual_size_gb", "max_upload_size_gb")
 DEFAULT_DOMAIN = "Default"
 
 
@@ -56,6 +64,11 @@ def update_settings(
             allowed = ", ".join(sorted(CONVERTIBLE_FORMATS))
             raise ValidationFailed(f"target_formats must be a list drawn from: {allowed}.")
         changes["target_formats"] = sorted(set(formats), key=formats.index)
+    for key in SIZE_LIMITS:
+        if key in changes:
+            value = changes[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValidationFailed(f"{key} must be a positive number of GiB.")
     if "three_level_permissions" in changes:
         if not isinstance(changes["three_level_permissions"], bool):
             raise ValidationFailed("three_level_permissions must be true or false.")

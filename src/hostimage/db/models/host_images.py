@@ -8,8 +8,11 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hostimage.db.base import Base, UTCDateTime, new_id, utcnow
+from hostimage.db.transitions import compare_and_set, guarded
+from hostimage.domain.status import HOST_IMAGE
 
 
+@guarded(HOST_IMAGE)
 class HostImage(Base):
     __tablename__ = "host_images"
     __table_args__ = (
@@ -52,6 +55,8 @@ class HostImage(Base):
     source_server_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __mapper_args__ = compare_and_set(status)
 
 
 class Share(Base):

@@ -8,8 +8,11 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hostimage.db.base import Base, UTCDateTime, new_id, utcnow
+from hostimage.db.transitions import compare_and_set, guarded
+from hostimage.domain.status import IMAGE
 
 
+@guarded(IMAGE)
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
@@ -40,3 +43,5 @@ class Image(Base):
     os_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __mapper_args__ = compare_and_set(status)

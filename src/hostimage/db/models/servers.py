@@ -8,8 +8,11 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hostimage.db.base import Base, UTCDateTime, new_id, utcnow
+from hostimage.db.transitions import compare_and_set, guarded
+from hostimage.domain.status import SERVER
 
 
+@guarded(SERVER)
 class Server(Base):
     __tablename__ = "servers"
     __table_args__ = (Index("ix_servers_project_created", "project_id", "created_at", "id"),)
@@ -27,6 +30,8 @@ class Server(Base):
     host_image_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __mapper_args__ = compare_and_set(status)
 
 
 class ServerDisk(Base):

@@ -1,70 +1,116 @@
-"""Task kind → handler. Handlers are idempotent: a retried task finishes what was left."""
+"""Task kind → handler, and what each kind does when it is retried or given up.
+
+Handlers are idempotent: a retried task finishes what an earlier run left. Each gets the
+run (:class:`TaskRun`): its claim fences every write, its scratch directory is its own.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
-from hostimage.db.models import Task
-from hostimage.services.conversions import run_convert
-from hostimage.services.host_images.lifecycle import purge_host_image
-from hostimage.services.images import purge_image
+from hostimage.services import gc_task
+from hostimage.services.conversions import fail_convert, run_convert
+from hostimage.services.host_images import lifecycle
+from hostimage.services.images import UPLOAD_TASK, give_up_upload, purge_image
+from hostimage.services.images import note_retry as note_image_retry
 from hostimage.services.provisioning import delete_disk_files, fail_create, run_create_server
-from hostimage.services.runtime import Runtime
+from hostimage.services.runtime import TaskRun
 from hostimage.services.saving import fail_save, run_save
 
-Handler = Callable[[Runtime, Task], None]
+Handler = Callable[[TaskRun], None]
+# What to do when a task is failed for good (or, for retries, about to wait): the run still
+# holds the claim, so these are fenced writes too.
+Hook = Callable[[TaskRun, str], None]
 
 
-def _delete_host_image(rt: Runtime, task: Task) -> None:
-    with rt.factory() as session:
-        purge_host_image(session, rt.storage, task.target_id)
+@dataclass(frozen=True)
+class Kind:
+    """How the worker runs one kind of task."""
+
+    run: Handler | None
+    # Given up for good: bring the target to a terminal state that can be acted on.
+    give_up: Hook | None = None
+    # About to be retried: show why on the target.
+    on_retry: Hook | None = None
+    # Deletions never give up: they retry until storage answers.
+    retry_forever: bool = False
+    # Work held by a request (an upload) cannot be rerun by a worker.
+    rerunnable: bool = True
+    max_delay: timedelta = timedelta(minutes=10)
 
 
-def _delete_image(rt: Runtime, task: Task) -> None:
-    with rt.factory() as session:
-        purge_image(session, rt.storage, task.target_id)
+def _delete_host_image(run: TaskRun) -> None:
+    lifecycle.purge_host_image(run, run.claim.target_id)
 
 
-def _save(rt: Runtime, task: Task) -> None:
-    run_save(
-        rt, task.id, task.target_id, task.payload["server_id"], bool(task.payload.get("auto_start"))
-    )
+def _delete_image(run: TaskRun) -> None:
+    purge_image(run, run.claim.target_id)
 
 
-def _convert(rt: Runtime, task: Task) -> None:
-    run_convert(rt, task.id, task.target_id, task.payload["format"])
+def _save(run: TaskRun) -> None:
+    payload = run.claim.payload
+    run_save(run, run.claim.target_id, payload["server_id"], bool(payload.get("auto_start")))
 
 
-def _create_server(rt: Runtime, task: Task) -> None:
-    run_create_server(rt, task.id, task.target_id, dict(task.payload))
+def _give_up_save(run: TaskRun, reason: str) -> None:
+    fail_save(run, run.claim.target_id, run.claim.payload.get("server_id"), reason)
 
 
-def _delete_server_disks(rt: Runtime, task: Task) -> None:
-    delete_disk_files(rt, list(task.payload.get("paths", [])))
+def _convert(run: TaskRun) -> None:
+    run_convert(run, run.claim.target_id, run.claim.payload["format"])
 
 
-HANDLERS: dict[str, Handler] = {
-    "delete_host_image": _delete_host_image,
-    "delete_image": _delete_image,
-    "save_host_image": _save,
-    "convert": _convert,
-    "create_server": _create_server,
-    "delete_server_disks": _delete_server_disks,
+def _give_up_convert(run: TaskRun, reason: str) -> None:
+    fail_convert(run, run.claim.target_id, run.claim.payload["format"], reason)
+
+
+def _create_server(run: TaskRun) -> None:
+    run_create_server(run, run.claim.target_id, run.claim.payload)
+
+
+def _give_up_create(run: TaskRun, reason: str) -> None:
+    fail_create(run, run.claim.target_id, reason)
+
+
+def _delete_server_disks(run: TaskRun) -> None:
+    delete_disk_files(run.rt, list(run.claim.payload.get("paths", [])))
+
+
+def _give_up_upload(run: TaskRun, reason: str) -> None:
+    with run.write() as session:
+        give_up_upload(session, run.rt.storage, run.claim, f"The upload was interrupted: {reason}")
+
+
+def _note_host_image(run: TaskRun, reason: str) -> None:
+    lifecycle.note_retry(run, run.claim.target_id, reason)
+
+
+def _note_image(run: TaskRun, reason: str) -> None:
+    note_image_retry(run, run.claim.target_id, reason)
+
+
+def _gc(run: TaskRun) -> None:
+    gc_task.run_gc(run)
+
+
+KINDS: dict[str, Kind] = {
+    "save_host_image": Kind(_save, give_up=_give_up_save),
+    "convert": Kind(_convert, give_up=_give_up_convert),
+    "create_server": Kind(_create_server, give_up=_give_up_create),
+    "delete_host_image": Kind(
+        _delete_host_image,
+        on_retry=_note_host_image,
+        retry_forever=True,
+        max_delay=timedelta(minutes=5),
+    ),
+    "delete_image": Kind(
+        _delete_image, on_retry=_note_image, retry_forever=True, max_delay=timedelta(minutes=5)
+    ),
+    "delete_server_disks": Kind(
+        _delete_server_disks, retry_forever=True, max_delay=timedelta(minutes=5)
+    ),
+    UPLOAD_TASK: Kind(None, give_up=_give_up_upload, rerunnable=False),
+    "gc": Kind(_gc),
 }
-
-
-def _give_up_save(rt: Runtime, task: Task) -> None:
-    fail_save(
-        rt,
-        task.target_id,
-        task.payload.get("server_id"),
-        task.error or "The worker saving this image stopped.",
-    )
-
-
-def _give_up_create(rt: Runtime, task: Task) -> None:
-    fail_create(rt, task.id, task.target_id, task.error or "The worker building it stopped.")
-
-
-# What to clean up when a task is failed for good after its worker died.
-GIVE_UP: dict[str, Handler] = {"save_host_image": _give_up_save, "create_server": _give_up_create}
