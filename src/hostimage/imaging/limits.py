@@ -89,7 +89,8 @@ def run_limited(
     Promises: the child gets the CPU and address-space limits before it executes; it runs in
     its own session, and when the wall-clock timeout passes its whole process group is killed
     and the result has ``timed_out`` set. Every stdout chunk is handed to ``on_stdout`` in the
-    calling thread as it arrives. stdout is kept up to 16 MiB, stderr's last 64 KiB; with
+    calling thread as it arrives; if it raises, the child's process group is killed and the
+    exception propagates. stdout is kept up to 16 MiB, stderr's last 64 KiB; with
     ``stderr_to`` stderr goes to that file instead (for children that leave a daemon behind
     which keeps writing to it), and the result's stderr is empty.
     A missing executable raises ``FileNotFoundError``.
@@ -111,28 +112,37 @@ def run_limited(
     assert proc.stdout is not None
     if proc.stdin is not None:
         _feed_stdin(proc, stdin_data or b"")
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ, "out")
+            if proc.stderr is not None:
+                sel.register(proc.stderr, selectors.EVENT_READ, "err")
+            while sel.get_map():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    timed_out = True
+                    break
+                for key, _ in sel.select(remaining):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        continue
+                    if key.data == "out":
+                        if len(stdout) < MAX_STDOUT_BYTES:
+                            stdout += chunk[: MAX_STDOUT_BYTES - len(stdout)]
+                        if on_stdout is not None:
+                            on_stdout(chunk)
+                    else:
+                        stderr += chunk
+                        del stderr[:-MAX_STDERR_BYTES]
+    except BaseException:
+        # A caller's callback raised (e.g. its task was taken away): the child must not
+        # outlive the call that started it.
+        _kill_group(proc)
+        proc.stdout.close()
         if proc.stderr is not None:
-            sel.register(proc.stderr, selectors.EVENT_READ, "err")
-        while sel.get_map():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                timed_out = True
-                break
-            for key, _ in sel.select(remaining):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    continue
-                if key.data == "out":
-                    if len(stdout) < MAX_STDOUT_BYTES:
-                        stdout += chunk[: MAX_STDOUT_BYTES - len(stdout)]
-                    if on_stdout is not None:
-                        on_stdout(chunk)
-                else:
-                    stderr += chunk
-                    del stderr[:-MAX_STDERR_BYTES]
+            proc.stderr.close()
+        raise
     if not timed_out:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
