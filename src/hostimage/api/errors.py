@@ -74,14 +74,17 @@ def _database_fault(exc: sa_exc.DBAPIError) -> HostImageError | None:
     primary = sqlite_code & 0xFF if isinstance(sqlite_code, int) else None
     message = str(orig).lower()
     if isinstance(exc, sa_exc.IntegrityError):
-        if sqlstate == "23503" or "foreign key" in message:
+        # Only races are conflicts; a NOT NULL or CHECK violation is a bug (500).
+        if sqlstate == "23503" or "foreign key constraint" in message:
             return Conflict(
                 "The request refers to an object that does not exist or was just removed.",
             )
-        return Conflict(
-            "An object with the same unique name or key was written at the same time; "
-            "read it again or choose another name.",
-        )
+        if sqlstate == "23505" or "unique constraint" in message:
+            return Conflict(
+                "An object with the same unique name or key was written at the same time; "
+                "read it again or choose another name.",
+            )
+        return None
     if sqlstate in _PG_BUSY or primary in _SQLITE_BUSY:
         return _busy("database")
     if isinstance(exc, sa_exc.OperationalError) and (
@@ -159,7 +162,7 @@ def install(app: FastAPI) -> None:
             422,
             "validation_error",
             "Validation error",
-            f"{where}: {first['msg']}",
+            f"{where}: {first['msg']}" if where else str(first["msg"]),
             errors=errors,
             request_id=_request_id(request),
         )

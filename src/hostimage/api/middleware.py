@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hostimage.api.errors import problem_for_exception
+from hostimage.api.errors import problem, problem_for_exception
 
 log = logging.getLogger("hostimage.api")
 
@@ -66,6 +66,16 @@ class RequestBoundary:
                 message = {**message, "headers": [*headers, header]}
             await send(message)
 
+        if _has_nul(scope):
+            refusal = problem(
+                422,
+                "validation_error",
+                "Validation error",
+                "The path and query cannot contain NUL characters.",
+                request_id=rid,
+            )
+            await refusal(scope, receive, send_with_id)
+            return
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
@@ -75,6 +85,13 @@ class RequestBoundary:
             if response.status_code >= 500:
                 _log(scope, rid, exc, response.status_code)
             await response(scope, receive, send_with_id)
+
+
+def _has_nul(scope: Scope) -> bool:
+    # No database stores NUL in text (PostgreSQL refuses it): refused here once for every
+    # path and query parameter.
+    query = bytes(scope.get("query_string", b"")).lower()
+    return "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
 
 
 def _log(scope: Scope, rid: str, exc: Exception, status: int) -> None:

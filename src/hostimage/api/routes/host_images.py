@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from hostimage.api.deps import Run
+from hostimage.api.schemas.common import Offset
 from hostimage.api.schemas.host_images import (
     BatchBody,
     BatchOut,
@@ -36,7 +37,7 @@ async def list_host_images(
     run: Run,
     scope: View = View.PROJECT,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     name: str | None = None,
     status: str | None = None,
     project_id: str | None = None,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -15,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hostimage.api.deps import CtxDep, Run, SessionDep, SettingsDep, StorageDep
 from hostimage.api.downloads import content_disposition, primed
+from hostimage.api.schemas.common import Offset
 from hostimage.api.schemas.images import (
     ImageDeleteAccepted,
     ImageIn,
@@ -35,7 +34,7 @@ async def list_images(
     run: Run,
     scope: View = View.PROJECT,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     name: str | None = None,
     status: str | None = None,
     disk_format: str | None = None,
@@ -127,14 +126,9 @@ async def upload(
         ctx,
         image_id,
         _bridge(request.stream()),
-        upload_holder(),
+        settings.max_upload_bytes,
     )
     return result
-
-
-def upload_holder() -> str:
-    """Who holds an upload's task: this API process (shown as the task's worker)."""
-    return f"api:{socket.gethostname()}:{os.getpid()}"
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

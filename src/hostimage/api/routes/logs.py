@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from hostimage.api.deps import CtxDep, Run, SessionDep
 from hostimage.api.downloads import content_disposition, primed
+from hostimage.api.schemas.common import ROW_ID_MAX
 from hostimage.api.schemas.logs import LogEntryOut, LogPage
 from hostimage.db.engine import session_scope
 from hostimage.services import logs, oplog
@@ -125,5 +126,7 @@ async def all_logs(
 
 
 @router.get("/logs/{entry_id}", response_model=LogEntryOut)
-async def get_entry(entry_id: int, run: Run) -> dict[str, Any]:
+async def get_entry(
+    entry_id: Annotated[int, Path(ge=1, le=ROW_ID_MAX)], run: Run
+) -> dict[str, Any]:
     return await run(logs.get_entry, entry_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from hostimage.api.deps import Run
+from hostimage.api.schemas.common import Offset
 from hostimage.api.schemas.servers import (
     SaveAccepted,
     SaveBody,
@@ -17,6 +18,7 @@ from hostimage.api.schemas.servers import (
     ServerList,
     ServerOut,
 )
+from hostimage.domain import identity
 from hostimage.domain.tenancy import View
 from hostimage.imaging.passwords import sha512_crypt
 from hostimage.services import servers
@@ -29,7 +31,7 @@ async def list_servers(
     run: Run,
     scope: View = View.PROJECT,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     name: str | None = None,
     status: str | None = None,
 ) -> dict[str, Any]:
@@ -41,12 +43,17 @@ async def create(body: ServerIn, run: Run) -> dict[str, Any]:
     # Only the hash is ever stored; the password itself stops here. Hashing is CPU work:
     # off the event loop.
     password_hash = await run_in_threadpool(sha512_crypt, body.password) if body.password else None
+    hostname = body.hostname
+    if hostname is None and not identity.valid_hostname(body.name):
+        # The guest is named after the VM: a display name that is no hostname is made one
+        # here, rather than refused when the identity is written.
+        hostname = identity.hostname_from(body.name)
     spec = servers.ServerSpec(
         name=body.name,
         project_id=body.project_id,
         disks=tuple(servers.DiskSpec(d.size_mb, d.image_id) for d in body.disks),
         host_image_id=body.host_image_id,
-        hostname=body.hostname,
+        hostname=hostname,
         login_user=body.login_user,
         password_hash=password_hash,
         ssh_public_key=body.ssh_public_key,

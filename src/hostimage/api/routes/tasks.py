@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from hostimage.api.deps import Run
+from hostimage.api.schemas.common import Offset
 from hostimage.api.schemas.images import TaskList, TaskOut
 from hostimage.services import tasks
 
@@ -20,7 +21,7 @@ async def list_tasks(
         str | None, Query(description="Only tasks working on this host image, image or server.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Tasks the caller may read (as ``GET /tasks/{id}``), newest first."""
     return await run(tasks.list_tasks, target_id=target_id, limit=limit, offset=offset)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from hostimage.api.schemas.common import Ref, Strict
 from hostimage.domain.formats import BootMode, DiskDriver, NetDriver, OsType
@@ -78,25 +79,46 @@ class HostImageList(BaseModel):
 NAME_RULES: dict[str, Any] = {"min_length": 1, "max_length": 128, "pattern": r"^[^\x00-\x1f/]+$"}
 
 
-class Attributes(Strict):
-    """Editable attributes (F3); every field optional in a PATCH."""
+# Fields whose columns are NOT NULL: optional in a body, but never null (a PATCH that sends
+# null for one is refused with 422 rather than failing at the database). The JSON schema
+# does not advertise null for them.
+# (The limits sit on the non-null member: on the whole union they would reject None with a
+# TypeError instead of leaving it to the validators.)
+Description = Annotated[str, Field(max_length=1024)] | SkipJsonSchema[None]
+MinRamMb = Annotated[int, Field(ge=0, le=16 * 1024 * 1024)] | SkipJsonSchema[None]
+Name = Annotated[str, Field(**NAME_RULES)] | SkipJsonSchema[None]
 
-    description: str | None = Field(default=None, max_length=1024)
+
+class Attributes(Strict):
+    """Editable attributes (F3); every field optional in a PATCH. The ``os_*``,
+    ``hypervisor`` and ``boot_mode`` fields may be set to null (cleared)."""
+
+    description: Description = None
     os_type: OsType | None = None
     os_distribution: str | None = Field(default=None, max_length=64)
     os_version: str | None = Field(default=None, max_length=64)
     os_arch: str | None = Field(default=None, max_length=32)
     os_language: str | None = Field(default=None, max_length=32)
-    disk_driver: DiskDriver | None = None
-    net_driver: NetDriver | None = None
-    min_ram_mb: int | None = Field(default=None, ge=0, le=16 * 1024 * 1024)
+    disk_driver: DiskDriver | SkipJsonSchema[None] = None
+    net_driver: NetDriver | SkipJsonSchema[None] = None
+    min_ram_mb: MinRamMb = None
     hypervisor: str | None = Field(default=None, max_length=32)
     boot_mode: BootMode | None = None
 
 
+NOT_NULL = ("name", "description", "disk_driver", "net_driver", "min_ram_mb", "protected")
+
+
 class HostImagePatch(Attributes):
-    name: str | None = Field(default=None, **NAME_RULES)
-    protected: StrictBool | None = None
+    name: Name = None
+    protected: StrictBool | SkipJsonSchema[None] = None
+
+    @field_validator(*NOT_NULL, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True, mode="json")

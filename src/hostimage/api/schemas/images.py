@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from hostimage.api.schemas.common import Strict
 from hostimage.domain.formats import DiskFormat, OsType
@@ -19,9 +21,21 @@ class ImageIn(Strict):
 
 
 class ImagePatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=128)
-    description: str | None = Field(default=None, max_length=1024)
+    """Changes to an image; ``os_type`` may be cleared with null, the others not."""
+
+    name: (
+        Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/]+$")]
+        | SkipJsonSchema[None]
+    ) = None
+    description: Annotated[str, Field(max_length=1024)] | SkipJsonSchema[None] = None
     os_type: OsType | None = None
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 class ImageOut(BaseModel):

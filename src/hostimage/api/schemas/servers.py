@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
 from hostimage.api.schemas.common import Strict
+from hostimage.domain import identity
 from hostimage.domain.formats import OsType
-
-HOSTNAME = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 
 
 class DiskIn(Strict):
@@ -24,17 +23,62 @@ class DiskIn(Strict):
 
 
 class ServerIn(Strict):
+    """A VM to build. The guest identity is checked with the rules the build applies
+    (:mod:`hostimage.domain.identity`), so what is accepted here is never refused later."""
+
     name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/]+$")
     project_id: str | None = None
     disks: list[DiskIn] = Field(default_factory=list, max_length=32)
     host_image_id: str | None = None
-    hostname: str | None = Field(default=None, pattern=HOSTNAME)
-    login_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
-    password: str | None = Field(default=None, min_length=8, max_length=256)
+    hostname: str | None = Field(
+        default=None,
+        max_length=identity.HOSTNAME_MAX_LENGTH,
+        pattern=identity.HOSTNAME_PATTERN,
+        description="The guest's hostname; made from the name when not given.",
+    )
+    login_user: str | None = Field(default=None, max_length=32, pattern=identity.LOGIN_USER_PATTERN)
+    password: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=256,
+        description="Set for the login user (stored only as a SHA-512 crypt hash); "
+        "no line breaks or NUL.",
+    )
     ssh_public_key: str | None = Field(
-        default=None, max_length=16384, pattern=r"^(ssh|ecdsa)-[A-Za-z0-9-]+ [A-Za-z0-9+/=]+"
+        default=None,
+        max_length=16384,
+        description="One OpenSSH public-key line (type, base64 key, optional comment).",
+        json_schema_extra={"pattern": identity.SSH_KEY_PATTERN},
     )
     os_type: OsType | None = None
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is not None and not identity.valid_hostname(value):
+            raise ValueError("not a valid hostname (RFC 1123 labels, at most 253 characters)")
+        return value
+
+    @field_validator("login_user")
+    @classmethod
+    def _login_user(cls, value: str | None) -> str | None:
+        if value is not None and not identity.valid_login_user(value):
+            raise ValueError("not a valid Linux login name")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        if value is not None and not identity.valid_guest_password(value):
+            raise ValueError("a password cannot contain line breaks or NUL characters")
+        return value
+
+    @field_validator("ssh_public_key")
+    @classmethod
+    def _ssh_key(cls, value: str | None) -> str | None:
+        if value is not None and not identity.valid_ssh_public_key(value):
+            raise ValueError("not an OpenSSH public key line (type, base64 key, comment)")
+        return value
 
 
 class ServerDiskOut(BaseModel):
