@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
@@ -126,9 +128,14 @@ async def upload(
         ctx,
         image_id,
         _bridge(request.stream()),
-        settings.max_upload_bytes,
+        upload_holder(),
     )
     return result
+
+
+def upload_holder() -> str:
+    """Who holds an upload's task: this API process (shown as the task's worker)."""
+    return f"api:{socket.gethostname()}:{os.getpid()}"
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
