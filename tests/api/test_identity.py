@@ -76,6 +76,8 @@ def test_settings(world: World) -> None:
     assert world.admin.get("/settings").json() == {
         "three_level_permissions": True,
         "target_formats": ["qcow2"],
+        "max_virtual_size_gb": 16384,
+        "max_upload_size_gb": 2048,
     }
     r = world.admin.patch("/settings", {"target_formats": ["qcow2", "vmdk"]})
     assert r.json()["target_formats"] == ["qcow2", "vmdk"]

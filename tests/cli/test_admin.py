@@ -41,7 +41,16 @@ def test_identity_commands(admin: Cli, tmp_path: Path) -> None:
 
 def test_settings_and_domain_sharing(admin: Cli, tenant: Tenant, tmp_path: Path) -> None:
     before = admin.json("settings", "show")
-    assert set(before) == {"three_level_permissions", "target_formats"}
+    assert set(before) == {
+        "three_level_permissions",
+        "target_formats",
+        "max_virtual_size_gb",
+        "max_upload_size_gb",
+    }
+    limits = admin.json("settings", "set", "--max-upload-size-gb", "512")
+    assert limits["max_upload_size_gb"] == 512 and limits["max_virtual_size_gb"] == 16384
+    assert "Max upload size (GiB)" in admin("settings", "show").stdout
+    admin("settings", "set", "--max-upload-size-gb", str(before["max_upload_size_gb"]))
     doc = yaml.safe_load(
         admin("settings", "set", "--target-formats", "qcow2,vmdk", "-o", "yaml").stdout
     )

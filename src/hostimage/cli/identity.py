@@ -269,13 +269,16 @@ def _settings_table(doc: dict[str, Any]) -> None:
         [
             ("Three-level permissions", doc["three_level_permissions"]),
             ("Target formats", doc["target_formats"]),
+            ("Max virtual size (GiB)", doc.get("max_virtual_size_gb")),
+            ("Max upload size (GiB)", doc.get("max_upload_size_gb")),
         ]
     )
 
 
 @command(settings_app, "show")
 def settings_show() -> None:
-    """Show three-level permissions (三级权限) and the target formats made after a save."""
+    """Show three-level permissions (三级权限), the target formats made after a save and the
+    image size limits."""
     emit(api().get("/settings"), output(), _settings_table)
 
 
@@ -295,6 +298,13 @@ def settings_set(
             help="Formats copied after a save, e.g. qcow2,vmdk (repeatable).",
         ),
     ] = None,
+    max_virtual_size_gb: Annotated[
+        float | None,
+        typer.Option("--max-virtual-size-gb", help="Largest virtual disk of an image, GiB."),
+    ] = None,
+    max_upload_size_gb: Annotated[
+        float | None, typer.Option("--max-upload-size-gb", help="Largest upload, GiB.")
+    ] = None,
 ) -> None:
     """Change settings (sysadmin)."""
     body: dict[str, Any] = {}
@@ -302,6 +312,13 @@ def settings_set(
         body["three_level_permissions"] = three_level
     if target_formats is not None:
         body["target_formats"] = split_list(target_formats)
+    if max_virtual_size_gb is not None:
+        body["max_virtual_size_gb"] = max_virtual_size_gb
+    if max_upload_size_gb is not None:
+        body["max_upload_size_gb"] = max_upload_size_gb
     if not body:
-        raise usage("nothing to change; give --three-level/--no-three-level or --target-formats")
+        raise usage(
+            "nothing to change; give --three-level/--no-three-level, --target-formats, "
+            "--max-virtual-size-gb or --max-upload-size-gb"
+        )
     emit(api().patch("/settings", body), output(), _settings_table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hostimage.db.queue import ClaimLost
 from hostimage.domain.status import ServerStatus
 from hostimage.imaging import guestfs, qemu_img
 from hostimage.imaging.inspector import inspect
+from hostimage.imaging.netconfig import StaticNetwork
 from hostimage.services import oplog
 from hostimage.services.blobs import fetch_verified
 from hostimage.services.limits import ensure_room
@@ -101,8 +103,9 @@ def run_create_server(run: TaskRun, server_id: str, payload: dict[str, Any]) -> 
                 login_user=login_user or "root",
                 password_hash=payload.get("password_hash"),
                 ssh_public_key=payload.get("ssh_public_key"),
+                network=_network(payload.get("network")),
             )
-            deploy_report = {k: v for k, v in vars(report).items()}
+            deploy_report = asdict(report)
         with run.write() as session:
             # Under the claim's lock: a run that lost its task never reaches this.
             for part, final in zip(parts, finals, strict=True):
@@ -113,6 +116,12 @@ def run_create_server(run: TaskRun, server_id: str, payload: dict[str, Any]) -> 
         for part in parts:
             part.unlink(missing_ok=True)
         run.cleanup()
+
+
+def _network(body: dict[str, Any] | None) -> StaticNetwork | None:
+    if not body:
+        return None
+    return StaticNetwork(body["address"], body.get("gateway"), tuple(body.get("dns") or ()))
 
 
 def fail_create(run: TaskRun, server_id: str, reason: str) -> None:

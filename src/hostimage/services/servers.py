@@ -21,6 +21,7 @@ from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, ServerStatus
 from hostimage.domain.tenancy import View
 from hostimage.errors import Conflict, Invalid, NotFound, ValidationFailed
+from hostimage.imaging.netconfig import StaticNetwork
 from hostimage.services import oplog
 from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import name_taken, refresh_derived
@@ -145,6 +146,9 @@ class ServerSpec:
     password_hash: str | None = None
     ssh_public_key: str | None = None
     os_type: str | None = None
+    # A static address for the first interface: {address, gateway?, dns?}; without it the
+    # network configs of the template are reset to DHCP.
+    network: dict[str, Any] | None = None
 
 
 def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> dict[str, Any]:
@@ -201,11 +205,12 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
     if not sources:
         raise ValidationFailed("A server needs at least one disk (or a host image).")
     if (
-        (spec.password_hash or spec.ssh_public_key)
+        (spec.password_hash or spec.ssh_public_key or spec.network)
         and not spec.host_image_id
         and not any(iid for _, iid in sources[:1])
     ):
-        raise Invalid("A password or key needs a system disk from an image.", code="no_os")
+        raise Invalid("A password, key or network needs a system disk from an image.", code="no_os")
+    network = static_network(spec.network)
     auto_disk, auto_net = resolve_drivers(os_type, hypervisor)
     server = Server(
         disk_driver=auto_disk if drivers[0] == "auto" else drivers[0],
@@ -248,13 +253,30 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
         payload={
             "password_hash": spec.password_hash,
             "ssh_public_key": spec.ssh_public_key,
+            "network": network,
             "deploy_identity": bool(
-                spec.host_image_id or spec.password_hash or spec.ssh_public_key
+                spec.host_image_id or spec.password_hash or spec.ssh_public_key or network
             ),
         },
     )
     session.commit()
     return {"task_id": task.id, **get_server(session, ctx, server.id)}
+
+
+def static_network(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The static address of a server request, validated and normalised (422
+    ``invalid_network`` otherwise), as the task's payload carries it."""
+    if body is None:
+        return None
+    unknown = set(body) - {"address", "gateway", "dns"}
+    if unknown or "address" not in body:
+        raise ValidationFailed("network takes address, and optionally gateway and dns.")
+    net = StaticNetwork(
+        address=str(body["address"]),
+        gateway=None if body.get("gateway") is None else str(body["gateway"]),
+        dns=tuple(str(d) for d in body.get("dns") or ()),
+    )
+    return {"address": net.address, "gateway": net.gateway, "dns": list(net.dns)}
 
 
 def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool) -> dict[str, Any]:

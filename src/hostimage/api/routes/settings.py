@@ -1,4 +1,4 @@
-"""``/settings``: three-level permissions and target formats."""
+"""``/settings``: three-level permissions, target formats and image size limits."""
 
 from __future__ import annotations
 

@@ -126,8 +126,12 @@ class Items(BaseModel, Generic[T]):
 class SettingsOut(BaseModel):
     three_level_permissions: bool
     target_formats: list[str]
+    max_virtual_size_gb: float = Field(description="Largest virtual disk size of an image, GiB.")
+    max_upload_size_gb: float = Field(description="Largest upload, GiB.")
 
 
 class SettingsPatch(Strict):
     three_level_permissions: StrictBool | None = None
     target_formats: list[str] | None = None
+    max_virtual_size_gb: float | None = Field(default=None, gt=0, le=1 << 30, strict=True)
+    max_upload_size_gb: float | None = Field(default=None, gt=0, le=1 << 30, strict=True)
