@@ -58,6 +58,7 @@ async def create(body: ServerIn, run: Run) -> dict[str, Any]:
         password_hash=password_hash,
         ssh_public_key=body.ssh_public_key,
         os_type=body.os_type.value if body.os_type else None,
+        network=body.network.model_dump() if body.network else None,
     )
     return await run(servers.create_server, spec)
 

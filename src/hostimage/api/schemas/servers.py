@@ -22,6 +22,14 @@ class DiskIn(Strict):
         return self
 
 
+class NetworkIn(Strict):
+    """A static address for the new VM's first interface (IPv4 or IPv6)."""
+
+    address: str = Field(max_length=64, description="CIDR, e.g. 192.0.2.10/24.")
+    gateway: str | None = Field(default=None, max_length=64)
+    dns: list[str] = Field(default_factory=list, max_length=3)
+
+
 class ServerIn(Strict):
     """A VM to build. The guest identity is checked with the rules the build applies
     (:mod:`hostimage.domain.identity`), so what is accepted here is never refused later."""
@@ -51,6 +59,11 @@ class ServerIn(Strict):
         json_schema_extra={"pattern": identity.SSH_KEY_PATTERN},
     )
     os_type: OsType | None = None
+    network: NetworkIn | None = Field(
+        default=None,
+        description="A static address for the first interface; without it the image's "
+        "network configs are reset to DHCP.",
+    )
 
     @field_validator("hostname")
     @classmethod
