@@ -81,6 +81,8 @@ def _broken_app(world: World) -> FastAPI:
         ("/boom/stream", stream_bug_before_start),
     ):
         app.add_api_route(f"/api/v1{path}", endpoint, methods=["GET"])
+        # Ahead of the console's static files, which are mounted at / when it is built.
+        app.router.routes.insert(0, app.router.routes.pop())
     return app
 
 
@@ -259,3 +261,40 @@ def test_a_full_disk_answers_507(
             headers={**auth, "Content-Type": "application/octet-stream"},
         )
         assert r.status_code == 200, r.text
+
+
+def test_a_lost_compare_and_set_answers_409(world: World) -> None:
+    """Two deletes of one image race: the loser's status compare-and-set finds the status
+    already changed (StaleDataError), which answers 409, not 500."""
+    iid = world.upload(world.admin, "cas-race", raw_disk(9), project="p0a")["id"]
+    factory = world.worker.rt.factory
+    from hostimage.db.engine import begin_read
+    from hostimage.db.models import Image
+
+    with factory() as first, factory() as second:
+        for s in (first, second):
+            begin_read(s)
+        a, b = first.get(Image, iid), second.get(Image, iid)
+        assert a is not None and b is not None
+        begin_write(first)
+        a.status = "deleting"
+        first.commit()
+        begin_write(second)
+        b.status = "deleting"
+        with pytest.raises(Exception) as caught:
+            second.commit()
+    found = translate(caught.value)
+    assert found is not None and (found.status, found.code) == (409, "conflict")
+
+
+def test_a_storage_failure_answers_503() -> None:
+    from hostimage.storage import StorageError
+
+    try:
+        try:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "refused")
+        except OSError as cause:
+            raise StorageError("Reading 'images/x' failed") from cause
+    except StorageError as exc:
+        found = translate(exc)
+    assert found is not None and (found.status, found.code) == (503, "storage_unavailable")

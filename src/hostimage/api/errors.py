@@ -15,9 +15,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import exc as orm_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hostimage.errors import Busy, Conflict, HostImageError, InsufficientStorage
+from hostimage.errors import (
+    Busy,
+    Conflict,
+    HostImageError,
+    InsufficientStorage,
+    StorageUnavailable,
+)
+from hostimage.storage import StorageError
 
 PROBLEM = "application/problem+json"
 RETRY_BUSY_SECONDS = 1
@@ -113,6 +121,13 @@ def translate(exc: BaseException) -> HostImageError | None:
                 return found
         elif isinstance(current, sa_exc.TimeoutError):  # the connection pool is exhausted
             return _busy("database")
+        elif isinstance(current, orm_exc.StaleDataError):
+            # A compare-and-set lost: another request changed the object's status first.
+            return Conflict(
+                "The object was changed by another request at the same time; read it again.",
+            )
+        elif isinstance(current, StorageError):
+            return StorageUnavailable(f"The image storage failed: {current}")
         elif isinstance(current, OSError) and current.errno in _NO_SPACE:
             return _no_space()
         current = current.__cause__ or current.__context__

@@ -18,6 +18,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from hostimage.domain import identity
 from hostimage.imaging import netconfig
 from hostimage.imaging.guestfish import DEFAULT_LIMITS, Guestfish, GuestfsError, GuestfsLimits
 from hostimage.imaging.netconfig import NetworkChange, NetworkPlan, StaticNetwork
@@ -57,16 +58,7 @@ class DeployReport:
     network: tuple[NetworkChange, ...] = ()
 
 
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# Validation patterns are used with fullmatch, so a trailing newline never slips through.
-_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _MACHINE_ID = re.compile(r"[0-9a-f]{32}")
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
-_SHA512_CRYPT = re.compile(r"\$6\$(?:rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}")
-_SSH_KEY = re.compile(
-    r"(?:ssh-(?:rsa|ed25519|dss)|ecdsa-sha2-nistp(?:256|384|521)"
-    r"|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\r\n\x00]*)?"
-)
 
 
 def _display(path: str) -> str:
@@ -279,15 +271,17 @@ def _validate(
     password_hash: str | None,
     ssh_public_key: str | None,
 ) -> None:
-    if not _HOSTNAME.fullmatch(hostname):
+    # The request was checked with the same rules (hostimage.domain.identity): what the API
+    # accepts is never refused here.
+    if not identity.valid_hostname(hostname):
         raise IdentityError(f"{hostname!r} is not a valid hostname.")
     if not _MACHINE_ID.fullmatch(machine_id):
         raise IdentityError("The machine id must be 32 lowercase hexadecimal digits.")
-    if not _USER.fullmatch(user):
+    if not identity.valid_login_user(user):
         raise IdentityError(f"{user!r} is not a valid login user name.")
-    if password_hash is not None and not _SHA512_CRYPT.fullmatch(password_hash):
+    if password_hash is not None and not identity.valid_sha512_crypt(password_hash):
         raise IdentityError("The password hash must be a SHA-512 crypt string ($6$...).")
-    if ssh_public_key is not None and not _SSH_KEY.fullmatch(ssh_public_key.strip()):
+    if ssh_public_key is not None and not identity.valid_ssh_public_key(ssh_public_key):
         raise IdentityError("The SSH public key must be one line in OpenSSH format.")
 
 
