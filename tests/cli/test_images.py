@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
-from tests.cli.conftest import Tenant, disk, unique
+from tests.cli.conftest import USER_PASSWORD, Tenant, disk, unique
 
 
 def test_upload_download_resume(tenant: Tenant, tmp_path: Path) -> None:
@@ -80,3 +82,29 @@ def test_format_copy_download(tenant: Tenant, tmp_path: Path) -> None:
     target = tmp_path / "root.qcow2"
     member("image", "download", sub, "--format", "qcow2", "-O", str(target))
     assert target.read_bytes()[:4] == b"QFI\xfb"
+
+
+def test_a_killed_image_takes_a_new_upload(tenant: Tenant, tmp_path: Path) -> None:
+    """An upload the server refuses into an existing image leaves it killed with the reason;
+    ``--image-id`` then uploads the right file into the same image."""
+    member = tenant.member
+    disk(tmp_path / "a.raw", 1)
+    token = httpx.post(
+        f"{member.url}/api/v1/auth/login",
+        json={"username": tenant.user, "password": USER_PASSWORD},
+    ).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    iid = httpx.post(
+        f"{member.url}/api/v1/images",
+        json={"name": unique("declared-qcow2"), "disk_format": "qcow2"},
+        headers=auth,
+    ).json()["id"]
+    refused = member("image", "upload", str(tmp_path / "a.raw"), "--image-id", iid, expect=1)
+    assert "(400 format_mismatch)" in refused.stderr
+    assert f"retry with --image-id {iid}" not in refused.stderr  # not created by this command
+    shown = member.json("image", "show", iid)
+    assert shown["status"] == "killed" and shown["status_reason"]
+    qcow2 = tmp_path / "b.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), "8M"], check=True)
+    done = member.json("image", "upload", str(qcow2), "--image-id", iid)
+    assert done["status"] == "active" and done["status_reason"] is None

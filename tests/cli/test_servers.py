@@ -96,3 +96,13 @@ def test_failed_task_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tasks, "api", lambda: FakeApi())
     with pytest.raises(tasks.CliError, match="qemu-img failed"):
         tasks.follow("t2", "convert")
+
+
+def test_a_static_address_is_checked_when_the_server_is_asked_for(tenant: Tenant) -> None:
+    member = tenant.member
+    r = member("server", "create", unique("vm"), "--disk", "8M", "--gateway", "10.0.0.1", expect=2)
+    assert "--gateway and --dns go with --address" in r.stderr
+    r = member(
+        "server", "create", unique("vm"), "--disk", "8M", "--address", "10.0.0.5/24", expect=1
+    )
+    assert "(400 no_os)" in r.stderr  # a blank disk has nowhere to write it

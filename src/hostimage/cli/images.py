@@ -141,7 +141,10 @@ def image_upload(
     ] = None,
     image_id: Annotated[
         str | None,
-        typer.Option(help="Upload into this existing queued image (retry) instead of a new one."),
+        typer.Option(
+            help="Upload into this existing image — queued, or killed by a failed upload "
+            "(retry) — instead of a new one."
+        ),
     ] = None,
 ) -> None:
     """Upload a disk image; prints the new image's id (-o json: the whole image).
@@ -171,7 +174,7 @@ def image_upload(
                 api().delete(f"/images/{image_id}")
                 note(f"The new image {image_id} was removed again.")
             except ApiError:
-                note(f"Image {image_id} stays queued; retry with --image-id {image_id}.")
+                note(f"Image {image_id} was kept; retry with --image-id {image_id}.")
         raise
     if output() is Output.TABLE:
         echo(img["id"])

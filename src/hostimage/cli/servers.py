@@ -21,6 +21,7 @@ from hostimage.cli.common import (
     item_result,
     output,
     report_results,
+    split_list,
     usage,
 )
 from hostimage.cli.output import (
@@ -154,6 +155,20 @@ def server_create(
         Path | None, typer.Option(exists=True, dir_okay=False, help="SSH public key file.")
     ] = None,
     os_type: Annotated[OsType | None, typer.Option("--os-type", help="OS type.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Static address of the first interface, CIDR (e.g. 192.0.2.10/24); default: DHCP.",
+        ),
+    ] = None,
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", help="Default gateway (with --address).")
+    ] = None,
+    dns: Annotated[
+        list[str] | None,
+        typer.Option("--dns", help="DNS servers, comma-separated or repeated (with --address)."),
+    ] = None,
     project: Annotated[
         str | None, typer.Option("--project", "-p", help="Owner (default: current project).")
     ] = None,
@@ -162,6 +177,9 @@ def server_create(
     ] = True,
 ) -> None:
     """Create a server, from a host image (all its disks) and/or blank disks.
+
+    The template's network configs are reset to DHCP on the first interface, or given the
+    static --address (with --gateway and --dns).
 
     The login password is read from standard input (--password-stdin) or HOSTIMAGE_VM_PASSWORD.
     """
@@ -184,6 +202,10 @@ def server_create(
         "project_id": resolve.project_id(project) if project else None,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
+    if address:
+        body["network"] = {"address": address, "gateway": gateway, "dns": split_list(dns or [])}
+    elif gateway or dns:
+        raise usage("--gateway and --dns go with --address")
     created = api().post("/servers", body)
     task_id = created["task_id"]
     if not wait:
