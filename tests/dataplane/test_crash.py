@@ -12,10 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,69 +25,19 @@ from tests.api.conftest import World
 from tests.dataplane.conftest import TemplateVm
 from tests.dataplane.consistency import assert_consistent, take_over
 from tests.imaging.diskfactory import build_data_disk
+from tests.processes import service_env, start_server, start_worker
 
 
 def _env(world: World, crash_at: str) -> dict[str, str]:
-    settings = world.client.app.state.settings  # type: ignore[attr-defined]
-    env = {
-        **os.environ,
-        "HOSTIMAGE_DATA_DIR": str(settings.data_dir),
-        "HOSTIMAGE_DATABASE_URL": settings.effective_database_url,
-        "HOSTIMAGE_STORAGE_URL": settings.effective_storage_url,
-        "HOSTIMAGE_CRASH_AT": crash_at,
-        "HOSTIMAGE_TASK_RETRY_BASE_SECONDS": "0",
-    }
-    for key in ("s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key"):
-        if getattr(settings, key):
-            env[f"HOSTIMAGE_{key.upper()}"] = getattr(settings, key)
-    return env
+    return service_env(world, HOSTIMAGE_CRASH_AT=crash_at, HOSTIMAGE_TASK_RETRY_BASE_SECONDS="0")
 
 
 def _worker(world: World, crash_at: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hostimage.main", "worker"],
-        env=_env(world, crash_at),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return start_worker(_env(world, crash_at))
 
 
 def _api_server(world: World, crash_at: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hostimage.main",
-            "serve",
-            "--workers",
-            "0",
-            "--api-processes",
-            "1",
-            "--port",
-            str(port),
-        ],
-        env=_env(world, crash_at),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        assert proc.poll() is None, "the API server did not start"
-        time.sleep(0.2)
-    raise AssertionError("the API server did not answer")
+    return start_server(_env(world, crash_at), "--workers", "0", "--api-processes", "1")
 
 
 def _died(proc: subprocess.Popen[bytes], timeout: float = 180) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,6 +22,7 @@ from sqlalchemy import func, select
 
 from hostimage.db.models import LogEntry, Task
 from tests.api.conftest import ADMIN_PASSWORD, PASSWORD, World, raw_disk
+from tests.processes import service_env, start_server, stop
 
 CLIENTS = 50
 SECONDS = float(os.environ.get("HOSTIMAGE_LOAD_SECONDS", "60"))
@@ -157,42 +156,6 @@ class Client:
             rng.choice(ops)(rng)
 
 
-def _server(world: World) -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    settings = world.client.app.state.settings  # type: ignore[attr-defined]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {
-        **os.environ,
-        "HOSTIMAGE_DATA_DIR": str(settings.data_dir),
-        "HOSTIMAGE_DATABASE_URL": settings.effective_database_url,
-        "HOSTIMAGE_STORAGE_URL": settings.effective_storage_url,
-    }
-    for key in ("s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key"):
-        if getattr(settings, key):
-            env[f"HOSTIMAGE_{key.upper()}"] = getattr(settings, key)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hostimage.main", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, "the server did not start"
-        time.sleep(0.2)
-    raise AssertionError("the server did not answer")
-
-
 def _login(url: str, user: str, password: str, project: str | None = None) -> str:
     body: dict[str, Any] = {"username": user, "password": password}
     if project:
@@ -214,7 +177,7 @@ def test_fifty_clients_for_a_minute(world: World) -> None:
         ]
         own.append(ids)
     all_ids = [hid for ids in own for hid in ids]
-    proc, url = _server(world)
+    proc, url = start_server(service_env(world), "--workers", "1")
     try:
         admin_token = _login(url, "admin", ADMIN_PASSWORD)
         member_token = _login(url, "loadmember", PASSWORD, projects[0])
@@ -248,12 +211,7 @@ def test_fifty_clients_for_a_minute(world: World) -> None:
             assert time.monotonic() < deadline, f"tasks were left behind: {left[:10]}"
             time.sleep(0.5)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
     statuses: Counter[int] = Counter()
     expected: dict[str, int] = {}

@@ -26,6 +26,7 @@ from hostimage.storage import Storage, StorageError
 from hostimage.storage.local import LocalStorage
 from hostimage.storage.s3 import S3Storage
 from tests.api.conftest import World, raw_disk
+from tests.processes import service_env
 from tests.storage.test_local import immutable, mutable
 
 DAY = timedelta(days=1)
@@ -367,20 +368,6 @@ def test_references_are_read_in_chunks(
 # --- the command ------------------------------------------------------------------------
 
 
-def _env(world: World, **extra: str) -> dict[str, str]:
-    settings = world.client.app.state.settings  # type: ignore[attr-defined]
-    env = {
-        **os.environ,
-        "HOSTIMAGE_DATA_DIR": str(settings.data_dir),
-        "HOSTIMAGE_DATABASE_URL": settings.effective_database_url,
-        "HOSTIMAGE_STORAGE_URL": settings.effective_storage_url,
-    }
-    for key in ("s3_endpoint", "s3_region", "s3_access_key", "s3_secret_key"):
-        if getattr(settings, key):
-            env[f"HOSTIMAGE_{key.upper()}"] = getattr(settings, key)
-    return {**env, **extra}
-
-
 def _gc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hostimage.main", "gc", *args],
@@ -404,7 +391,7 @@ def test_gc_command_dry_run_prints_what_it_would_remove(
     world: World, storage: Storage, orphan: str
 ) -> None:
     before = _keys(storage)
-    done = _gc(_env(world), "--dry-run", "--grace-hours", "0")
+    done = _gc(service_env(world), "--dry-run", "--grace-hours", "0")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith(f"would remove object {orphan}  2.0 KiB  0m ")
@@ -413,20 +400,20 @@ def test_gc_command_dry_run_prints_what_it_would_remove(
     assert _keys(storage) == before
 
     # the default grace (a day) keeps the fresh orphan
-    done = _gc(_env(world))
+    done = _gc(service_env(world))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == [done.stdout.strip()]
     assert done.stdout.startswith("Removed 0 unreferenced object(s)")
     assert orphan in _keys(storage)
 
-    done = _gc(_env(world), "--grace-hours", "0")
+    done = _gc(service_env(world), "--grace-hours", "0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"removed object {orphan}  2.0 KiB")
     assert _keys(storage) == before - {orphan}
 
 
 def test_gc_command_exits_1_on_errors(world: World) -> None:
-    env = _env(
+    env = service_env(
         world,
         HOSTIMAGE_STORAGE_URL="s3://bucket/prefix",
         HOSTIMAGE_S3_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
