@@ -26,7 +26,8 @@ from tests.imaging.diskfactory import (
     payload_bytes,
 )
 
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostimageTestKeyOnlyForTestsAAAAAAAAAAAA test@ci"
+# A well-formed ed25519 public key (its 32 key bytes are 0..31): the identity rules decode it.
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f test@ci"
 
 
 def _sha256(path: Path) -> str:
