@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { endOfLocalDay, formatBytes, shortChecksum, startOfLocalDay, toCsv } from '@/utils/format'
 import { ALL, choiceFromForm, choiceOf, shareBody, shareLevel } from '@/utils/share'
 import { checkChangeProject, checkDelete, checkEdit, checkShare, canWrite } from '@/utils/permissions'
+import { isCidr, networkBody, networkProblem, splitDns } from '@/utils/network'
+import { parseRetryAfter } from '@/api/client'
 import type { HostImage, WhoAmI } from '@/api'
 
 describe('formatBytes', () => {
@@ -99,5 +101,36 @@ describe('permissions', () => {
     expect(checkShare(domadmin, 'domain', image()).ok).toBe(true)
     expect(checkShare(domadmin, 'domain', image({ share_scope: 'system' })).reason).toBe('errors.share_forbidden')
     expect(checkShare(sysadmin, 'system', image({ share_scope: 'system' })).ok).toBe(true)
+  })
+})
+
+describe('static network shape', () => {
+  it('accepts CIDR addresses of both families and refuses the rest', () => {
+    for (const ok of ['192.0.2.10/24', '10.0.0.1/32', '2001:db8::10/64', '::ffff:192.0.2.1/96', '2001:db8:0:0:0:0:0:1/128'])
+      expect(isCidr(ok), ok).toBe(true)
+    for (const bad of ['192.0.2.10', '192.0.2.300/24', '192.0.2.10/33', '2001:db8::10/129', '2001:db8::1::2/64', 'gw/24', '192.0.2.10/', '1.2.3/8', ''])
+      expect(isCidr(bad), bad).toBe(false)
+  })
+  it('checks the gateway and at most three DNS servers', () => {
+    const form = { address: '192.0.2.10/24', gateway: '', dns: '' }
+    expect(networkProblem(form)).toBeNull()
+    expect(networkProblem({ ...form, address: '192.0.2.10' })).toBe('servers.createDialog.badAddress')
+    expect(networkProblem({ ...form, gateway: '192.0.2.1/24' })).toBe('servers.createDialog.badGateway')
+    expect(networkProblem({ ...form, dns: '192.0.2.53, 2001:db8::53' })).toBeNull()
+    expect(networkProblem({ ...form, dns: '1.1.1.1 8.8.8.8 9.9.9.9 8.8.4.4' })).toBe('servers.createDialog.badDns')
+    expect(networkProblem({ ...form, dns: 'dns.example' })).toBe('servers.createDialog.badDns')
+    expect(splitDns(' 192.0.2.53,192.0.2.54 ，192.0.2.55 ')).toEqual(['192.0.2.53', '192.0.2.54', '192.0.2.55'])
+    expect(networkBody({ address: ' 192.0.2.10/24 ', gateway: '192.0.2.1', dns: '192.0.2.53' })).toEqual({ address: '192.0.2.10/24', gateway: '192.0.2.1', dns: ['192.0.2.53'] })
+    expect(networkBody(form)).toEqual({ address: '192.0.2.10/24' })
+  })
+})
+
+describe('Retry-After', () => {
+  it('reads seconds or an HTTP date', () => {
+    expect(parseRetryAfter('42')).toBe(42)
+    expect(parseRetryAfter(null)).toBeNull()
+    expect(parseRetryAfter('soon')).toBeNull()
+    const now = Date.parse('2026-11-27T10:00:00Z')
+    expect(parseRetryAfter('Fri, 27 Nov 2026 10:00:30 GMT', now)).toBe(30)
   })
 })

@@ -29,6 +29,20 @@ export interface ProblemDetail {
   detail?: string
   code?: string
   errors?: { loc: (string | number)[]; msg: string; type: string }[]
+  /** The id of the request in the server log (every problem carries it). */
+  request_id?: string
+  /** `too_large`: the limit in bytes (and the image's `virtual_size` for a 422). */
+  limit?: number
+  virtual_size?: number
+}
+
+/** Seconds from a `Retry-After` header (delta-seconds or an HTTP date), else null. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | null {
+  if (!value) return null
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Number(text)
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000))
 }
 
 /** An error answer of the API (problem+json) or a network failure (status 0). */
@@ -37,13 +51,19 @@ export class ApiError extends Error {
   readonly code: string
   readonly detail: string
   readonly problem: ProblemDetail
+  /** Seconds to wait before trying again (`Retry-After` of a 429 or 503), if the answer said. */
+  readonly retryAfter: number | null
+  /** The request's id (problem body, else the `X-Request-ID` header), to quote in a report. */
+  readonly requestId: string | null
 
-  constructor(status: number, problem: ProblemDetail) {
+  constructor(status: number, problem: ProblemDetail, headers?: { get(name: string): string | null }) {
     super(problem.detail || problem.title || `HTTP ${status}`)
     this.status = status
     this.code = problem.code || (status === 0 ? 'network' : `http_${status}`)
     this.detail = problem.detail || problem.title || ''
     this.problem = problem
+    this.retryAfter = parseRetryAfter(headers?.get('Retry-After'))
+    this.requestId = problem.request_id || headers?.get('X-Request-ID') || null
   }
 }
 
@@ -94,7 +114,7 @@ async function send(method: string, path: string, query?: Query, body?: unknown,
   if (!res.ok) {
     const problem = await problemOf(res)
     if (res.status === 401 && path !== '/auth/login' && onUnauthorized) onUnauthorized()
-    throw new ApiError(res.status, problem)
+    throw new ApiError(res.status, problem, res.headers)
   }
   return res
 }
@@ -153,7 +173,7 @@ export function uploadFile(path: string, file: Blob, onProgress: (percent: numbe
         body = undefined
       }
       if (xhr.status >= 200 && xhr.status < 300) resolve(body)
-      else reject(new ApiError(xhr.status, (body as ProblemDetail) || { status: xhr.status }))
+      else reject(new ApiError(xhr.status, (body as ProblemDetail) || { status: xhr.status }, { get: (name) => xhr.getResponseHeader(name) }))
     }
     xhr.onerror = () => reject(new ApiError(0, { code: 'network', detail: 'Network error' }))
     xhr.onabort = () => reject(new ApiError(0, { code: 'aborted', detail: 'Upload cancelled' }))

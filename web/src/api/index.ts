@@ -22,6 +22,7 @@ export type ImageIn = Schemas['ImageIn']
 export type Server = Schemas['ServerOut']
 export type ServerPage = Schemas['ServerList']
 export type ServerIn = Schemas['ServerIn']
+export type NetworkIn = Schemas['NetworkIn']
 export type ServerCreated = Schemas['ServerCreated']
 export type SaveBody = Schemas['SaveBody']
 export type SaveAccepted = Schemas['SaveAccepted']
@@ -100,7 +101,9 @@ export const api = {
   exportLogs: (id: string, query: Query, fallbackName: string) => download(`/host-images/${id}/logs/export`, query, fallbackName),
 
   images: (query: Query) => http.get<ImagePage>('/images', query),
+  image: (id: string) => http.get<Image>(`/images/${id}`),
   createImage: (body: ImageIn) => http.post<Image>('/images', body),
+  updateImage: (id: string, body: Schemas['ImagePatch']) => http.patch<Image>(`/images/${id}`, body),
   uploadImage: (id: string, file: Blob, onProgress: (p: number) => void) => uploadFile(`/images/${id}/data`, file, onProgress),
   deleteImage: (id: string) => http.del<Schemas['ImageDeleteAccepted']>(`/images/${id}`),
 

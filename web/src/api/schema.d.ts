@@ -13,7 +13,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Login */
+        /**
+         * Login
+         * @description A token for the user. A throttled user or address is refused (429) before the
+         *     password is looked at; the password is verified on the password pool.
+         */
         post: operations["login_api_v1_auth_login_post"];
         delete?: never;
         options?: never;
@@ -800,7 +804,7 @@ export interface components {
         /** HostImageCreate */
         HostImageCreate: {
             /** Description */
-            description?: string | null;
+            description?: string;
             os_type?: components["schemas"]["OsType"] | null;
             /** Os Distribution */
             os_distribution?: string | null;
@@ -810,10 +814,12 @@ export interface components {
             os_arch?: string | null;
             /** Os Language */
             os_language?: string | null;
-            disk_driver?: components["schemas"]["DiskDriver"] | null;
-            net_driver?: components["schemas"]["NetDriver"] | null;
+            /** Disk Driver */
+            disk_driver?: components["schemas"]["DiskDriver"];
+            /** Net Driver */
+            net_driver?: components["schemas"]["NetDriver"];
             /** Min Ram Mb */
-            min_ram_mb?: number | null;
+            min_ram_mb?: number;
             /** Hypervisor */
             hypervisor?: string | null;
             boot_mode?: components["schemas"]["BootMode"] | null;
@@ -933,7 +939,7 @@ export interface components {
         /** HostImagePatch */
         HostImagePatch: {
             /** Description */
-            description?: string | null;
+            description?: string;
             os_type?: components["schemas"]["OsType"] | null;
             /** Os Distribution */
             os_distribution?: string | null;
@@ -943,17 +949,19 @@ export interface components {
             os_arch?: string | null;
             /** Os Language */
             os_language?: string | null;
-            disk_driver?: components["schemas"]["DiskDriver"] | null;
-            net_driver?: components["schemas"]["NetDriver"] | null;
+            /** Disk Driver */
+            disk_driver?: components["schemas"]["DiskDriver"];
+            /** Net Driver */
+            net_driver?: components["schemas"]["NetDriver"];
             /** Min Ram Mb */
-            min_ram_mb?: number | null;
+            min_ram_mb?: number;
             /** Hypervisor */
             hypervisor?: string | null;
             boot_mode?: components["schemas"]["BootMode"] | null;
             /** Name */
-            name?: string | null;
+            name?: string;
             /** Protected */
-            protected?: boolean | null;
+            protected?: boolean;
         };
         /** ImageDeleteAccepted */
         ImageDeleteAccepted: {
@@ -1032,12 +1040,15 @@ export interface components {
              */
             updated_at: string;
         };
-        /** ImagePatch */
+        /**
+         * ImagePatch
+         * @description Changes to an image; ``os_type`` may be cleared with null, the others not.
+         */
         ImagePatch: {
             /** Name */
-            name?: string | null;
+            name?: string;
             /** Description */
-            description?: string | null;
+            description?: string;
             os_type?: components["schemas"]["OsType"] | null;
         };
         /** Items[AssignmentOut] */
@@ -1126,10 +1137,38 @@ export interface components {
          */
         NetDriver: "auto" | "virtio" | "e1000" | "vmxnet3";
         /**
+         * NetworkIn
+         * @description A static address for the new VM's first interface (IPv4 or IPv6).
+         */
+        NetworkIn: {
+            /**
+             * Address
+             * @description CIDR, e.g. 192.0.2.10/24.
+             */
+            address: string;
+            /** Gateway */
+            gateway?: string | null;
+            /** Dns */
+            dns?: string[];
+        };
+        /**
          * OsType
          * @enum {string}
          */
         OsType: "Linux" | "Windows" | "macOS" | "VMware" | "Other";
+        /** Problem */
+        Problem: {
+            /** Type */
+            type: string;
+            /** Title */
+            title: string;
+            /** Status */
+            status: number;
+            /** Detail */
+            detail: string;
+            /** Code */
+            code: string;
+        };
         /** ProjectIn */
         ProjectIn: {
             /** Name */
@@ -1274,7 +1313,11 @@ export interface components {
             /** Source Image Id */
             source_image_id: string | null;
         };
-        /** ServerIn */
+        /**
+         * ServerIn
+         * @description A VM to build. The guest identity is checked with the rules the build applies
+         *     (:mod:`hostimage.domain.identity`), so what is accepted here is never refused later.
+         */
         ServerIn: {
             /** Name */
             name: string;
@@ -1284,15 +1327,26 @@ export interface components {
             disks?: components["schemas"]["DiskIn"][];
             /** Host Image Id */
             host_image_id?: string | null;
-            /** Hostname */
+            /**
+             * Hostname
+             * @description The guest's hostname; made from the name when not given.
+             */
             hostname?: string | null;
             /** Login User */
             login_user?: string | null;
-            /** Password */
+            /**
+             * Password
+             * @description Set for the login user (stored only as a SHA-512 crypt hash); no line breaks or NUL.
+             */
             password?: string | null;
-            /** Ssh Public Key */
+            /**
+             * Ssh Public Key
+             * @description One OpenSSH public-key line (type, base64 key, optional comment).
+             */
             ssh_public_key?: string | null;
             os_type?: components["schemas"]["OsType"] | null;
+            /** @description A static address for the first interface; without it the image's network configs are reset to DHCP. */
+            network?: components["schemas"]["NetworkIn"] | null;
         };
         /** ServerList */
         ServerList: {
@@ -1350,6 +1404,16 @@ export interface components {
             three_level_permissions: boolean;
             /** Target Formats */
             target_formats: string[];
+            /**
+             * Max Virtual Size Gb
+             * @description Largest virtual disk size of an image, GiB.
+             */
+            max_virtual_size_gb: number;
+            /**
+             * Max Upload Size Gb
+             * @description Largest upload, GiB.
+             */
+            max_upload_size_gb: number;
         };
         /** SettingsPatch */
         SettingsPatch: {
@@ -1357,6 +1421,10 @@ export interface components {
             three_level_permissions?: boolean | null;
             /** Target Formats */
             target_formats?: string[] | null;
+            /** Max Virtual Size Gb */
+            max_virtual_size_gb?: number | null;
+            /** Max Upload Size Gb */
+            max_upload_size_gb?: number | null;
         };
         /** ShareBody */
         ShareBody: {
@@ -1585,6 +1653,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too many failed logins (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many logins being checked (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };
