@@ -53,6 +53,9 @@ MiB = 1024 * 1024
 # Seconds to wait for a task to end: tasks queue behind the demo's VM builds, and a libguestfs
 # appliance may run on TCG next to the rest of the test suite.
 TASK_WAIT = 240
+# The data directory of each test server, by base URL (the storage-fault tests break and mend
+# stored objects there).
+DATA_DIRS: dict[str, Path] = {}
 
 
 def _free_port() -> int:
@@ -150,6 +153,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(log_path.read_text(errors="replace")[-4000:])
             time.sleep(0.3)
+        DATA_DIRS[base] = data_dir
         yield base
     finally:
         _stop_server(proc, data_dir)
@@ -199,6 +203,16 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def del_(self, path: str) -> Any:
+        r = httpx.delete(f"{self.base}/api/v1{path}", headers=self._h(), timeout=30)
+        assert r.status_code in (200, 202, 204), r.text
+        return r.json() if r.content else None
+
+    def status(self, path: str) -> int:
+        """The status code of a GET (404 once an object is gone)."""
+        r = httpx.get(f"{self.base}/api/v1{path}", headers=self._h(), timeout=30)
+        return r.status_code
+
     def put_data(self, path: str, data: bytes) -> Any:
         r = httpx.put(
             f"{self.base}/api/v1{path}",
@@ -224,6 +238,12 @@ def api_login(base: str, user: str) -> Api:
     r.raise_for_status()
     out = r.json()
     return Api(base, out["token"], user, out)
+
+
+@pytest.fixture(scope="session")
+def server_data_dir(server: str) -> Path:
+    """The data directory of the test server (its database and stored objects)."""
+    return DATA_DIRS[server]
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,11 @@ from .conftest import (
 )
 
 # Texts that end with an ellipsis on purpose and show whole in a tooltip or title: a name, a
-# description, the distribution line of 操作系统, a project or domain, a status reason.
+# description, the distribution line of 操作系统, a project or domain, a status reason, a task's
+# error or retry note.
 CUT_ON_PURPOSE = (
-    ".cut-text, .desc, .hi-name, .os-text, .status-reason, .img-name, .ant-table-cell-ellipsis"
+    ".cut-text, .desc, .hi-name, .os-text, .status-reason, .img-name, .task-note,"
+    " .ant-table-cell-ellipsis"
 )
 
 # Problems of one table as it is on screen (layout_problems.js): text or icons running out of
