@@ -49,5 +49,8 @@ def describe(exc: BaseException) -> str:
     exc = as_service_error(exc)
     if isinstance(exc, HostImageError):
         return f"{exc.code}: {exc.detail}"
+    if isinstance(exc, OSError) and exc.strerror:
+        # Without the file name: the reason reaches tenants, the server's paths must not.
+        return f"{type(exc).__name__}: {exc.strerror}"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"

@@ -32,7 +32,7 @@ class ImageLimits:
         if virtual_size > self.max_virtual_size:
             raise VirtualSizeTooLarge(
                 f"{what} has a virtual size of {virtual_size} bytes, over the limit of "
-                f"{self.max_virtual_size // GiB} GiB (setting max_virtual_size_gb).",
+                f"{_gib(self.max_virtual_size)} (setting max_virtual_size_gb).",
                 virtual_size=virtual_size,
                 limit=self.max_virtual_size,
             )
@@ -41,10 +41,14 @@ class ImageLimits:
         """Raise :class:`TooLarge` (413) for an upload over ``max_upload_size_gb``."""
         if size > self.max_upload_size:
             raise TooLarge(
-                f"The upload exceeds the limit of {self.max_upload_size // GiB} GiB "
+                f"The upload exceeds the limit of {_gib(self.max_upload_size)} "
                 "(setting max_upload_size_gb).",
                 limit=self.max_upload_size,
             )
+
+
+def _gib(size: int) -> str:
+    return f"{size / GiB:.6g} GiB ({size} bytes)"
 
 
 def image_limits(session: Session) -> ImageLimits:

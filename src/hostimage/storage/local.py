@@ -136,7 +136,8 @@ class LocalStorage:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise StorageError(f"Deleting {key!r} failed: {exc}") from exc
+            # The message names the key, never the server's path (it reaches tenants).
+            raise StorageError(f"Deleting {key!r} failed: {exc.strerror or exc}") from exc
         self._prune(path.parent)
 
     def _prune(self, directory: Path) -> None:
@@ -163,7 +164,9 @@ class LocalStorage:
         try:
             yield from self._walk(self.root, "", prefix)
         except OSError as exc:
-            raise StorageError(f"Listing objects under {prefix!r} failed: {exc}") from exc
+            raise StorageError(
+                f"Listing objects under {prefix!r} failed: {exc.strerror or exc}"
+            ) from exc
 
     def _walk(self, directory: Path, base: str, prefix: str) -> Iterator[ObjectInfo]:
         try:
@@ -192,7 +195,7 @@ class LocalStorage:
         try:
             entries = os.scandir(self.tmp_dir)
         except OSError as exc:
-            raise StorageError(f"Listing incomplete writes failed: {exc}") from exc
+            raise StorageError(f"Listing incomplete writes failed: {exc.strerror or exc}") from exc
         with entries:
             for entry in entries:
                 if not entry.name.endswith(PART_SUFFIX) or not entry.is_file(follow_symlinks=False):
@@ -221,7 +224,7 @@ class LocalStorage:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StorageError(f"Discarding {write.ref!r} failed: {exc}") from exc
+            raise StorageError(f"Discarding {write.ref!r} failed: {exc.strerror or exc}") from exc
 
 
 def _valid(key: str) -> bool:
