@@ -55,7 +55,9 @@ def appliance_tools() -> None:
 NEW_HOSTNAME = "web-01.example.com"
 NEW_MACHINE_ID = "fedcba9876543210fedcba9876543210"
 # A well-formed ed25519 public key (its 32 key bytes are 0..31): the identity rules decode it.
-SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f alice@laptop"
+SSH_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f alice@laptop"
+)
 SSH_HOST_KEYS = [
     "/etc/ssh/ssh_host_dsa_key",
     "/etc/ssh/ssh_host_ed25519_key",
