@@ -2,8 +2,9 @@
 server's internals.
 
 :func:`register` adds them to the top-level Typer app next to ``serve``, ``worker`` and
-``db``. Command groups are nouns (``host-image``, ``image``, ``server``, ``task``, ``log``,
-``domain``, ``project``, ``user``, ``role``, ``settings``, ``profile``) with verbs below them.
+``db``. Command groups are nouns (``host-image``, ``image``, ``server``, ``host``, ``task``,
+``log``, ``domain``, ``project``, ``user``, ``role``, ``settings``, ``profile``) with verbs
+below them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ def register(app: typer.Typer) -> None:
     """Add every client command and command group to the top-level ``app``."""
     from hostimage.cli import auth, host_image_actions, identity, logs
     from hostimage.cli.host_images import host_image_app
+    from hostimage.cli.hosts import host_app
     from hostimage.cli.images import image_app
     from hostimage.cli.servers import server_app
     from hostimage.cli.tasks import task_app
@@ -24,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(host_image_app, name="host-image")
     app.add_typer(image_app, name="image")
     app.add_typer(server_app, name="server")
+    app.add_typer(host_app, name="host")
     app.add_typer(task_app, name="task")
     app.add_typer(logs.log_app, name="log")
     identity.register(app)

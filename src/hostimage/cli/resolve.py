@@ -114,3 +114,22 @@ def image(ref: str) -> str:
 def server(ref: str) -> str:
     """A server id from an id or an exact server name."""
     return ref if is_id(ref) else _by_name("/servers", "server", ref)[0]
+
+
+BUILTIN_HOST = "builtin"
+
+
+def host(ref: str) -> tuple[str, str | None]:
+    """``(id, name)`` of a compute host given by id (name unknown) or by exact name; the
+    built-in inventory is ``builtin`` by both."""
+    if ref == BUILTIN_HOST:
+        return ref, ref
+    if is_id(ref):
+        return ref, None
+    hit = _pick("host", ref, [h for h in api().pages("/hosts", 1000) if h["name"] == ref])
+    return str(hit["id"]), str(hit["name"])
+
+
+def host_id(ref: str) -> str:
+    """A compute host id from an id or an exact host name."""
+    return host(ref)[0]

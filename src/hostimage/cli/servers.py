@@ -1,5 +1,5 @@
-"""``server``: the built-in VM inventory — list, show, create (from a host image), start,
-stop, delete, save-image (保存镜像)."""
+"""``server``: VMs of the built-in inventory and of libvirt hosts — list, show, create (from a
+host image), start, stop, delete, save-image (保存镜像)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from hostimage.cli.common import (
     split_list,
     usage,
 )
+from hostimage.cli.errors import ApiError
 from hostimage.cli.output import (
     Output,
     echo,
@@ -38,21 +39,43 @@ from hostimage.cli.output import (
 from hostimage.cli.tasks import WaitOpt, follow, follow_results, hint_results
 from hostimage.cli.vocab import OsType, View
 
-server_app = typer.Typer(help="Servers (VMs) of the built-in compute inventory.")
+server_app = typer.Typer(help="Servers (VMs): the built-in inventory and libvirt hosts.")
 server_app.info.no_args_is_help = True
 
 ServerArg = Annotated[str, typer.Argument(metavar="SERVER", help="Server id or name.")]
 ServersArg = Annotated[list[str], typer.Argument(metavar="SERVER...", help="Ids or names.")]
 
 
-def show_server(s: dict[str, Any]) -> None:
-    """A server's fields and disks."""
+def host_names(host_ids: list[str]) -> dict[str, str]:
+    """Names of the hosts among ``host_ids`` (one ``GET /hosts``, none when every server is
+    on the built-in inventory); ids stay as they are when the list cannot be read."""
+    if all(h == resolve.BUILTIN_HOST for h in host_ids):
+        return {}
+    try:
+        return {h["id"]: h["name"] for h in api().pages("/hosts", 1000)}
+    except ApiError:
+        return {}
+
+
+def _host_label(host_id: str | None, names: dict[str, str]) -> str | None:
+    if host_id is None or host_id == resolve.BUILTIN_HOST:
+        return host_id
+    name = names.get(host_id)
+    return f"{name} ({host_id})" if name else host_id
+
+
+def show_server(s: dict[str, Any], names: dict[str, str] | None = None) -> None:
+    """A server's fields and disks (``names``: host names by id). The target, pool and
+    volume columns of the disks appear when some disk has them (libvirt hosts)."""
     status = s["status"] + (f" ({s['status_reason']})" if s.get("status_reason") else "")
     print_fields(
         [
             ("ID", s["id"]),
             ("Name", s["name"]),
             ("Status", status),
+            ("Host", _host_label(s.get("host_id"), names or {})),
+            ("External ID", s.get("external_id")),
+            ("Created here", s.get("created_here")),
             ("Hostname", s.get("hostname")),
             ("Login user", s.get("login_user")),
             ("OS type", s.get("os_type")),
@@ -63,21 +86,48 @@ def show_server(s: dict[str, Any]) -> None:
         ]
     )
     out().print()
-    print_table(
-        ("INDEX", "SIZE", "FORMAT", "FROM IMAGE"),
-        [(d["index"], size(d["size"]), d["format"], d.get("source_image_id")) for d in s["disks"]],
-        title="Disks",
-    )
+    columns = ["INDEX", "TARGET", "SIZE", "FORMAT", "POOL", "VOLUME", "FROM IMAGE"]
+    rows = [
+        [
+            d["index"],
+            d.get("target"),
+            size(d["size"]),
+            d["format"],
+            d.get("pool"),
+            d.get("volume"),
+            d.get("source_image_id"),
+        ]
+        for d in s["disks"]
+    ]
+    for col in ("VOLUME", "POOL", "TARGET"):
+        i = columns.index(col)
+        if all(r[i] is None for r in rows):
+            columns.pop(i)
+            for r in rows:
+                r.pop(i)
+    print_table(columns, rows, title="Disks")
 
 
-def list_table(doc: dict[str, Any]) -> None:
-    """Servers, one row each."""
+def _show(server_id: str) -> None:
+    """``GET`` a server and print it (the host's name looked up for the table)."""
+    doc = api().get(f"/servers/{server_id}")
+    if output() is Output.TABLE:
+        names = host_names([doc.get("host_id") or resolve.BUILTIN_HOST])
+        show_server(doc, names)
+    else:
+        emit(doc, output(), show_server)
+
+
+def list_table(doc: dict[str, Any], names: dict[str, str] | None = None) -> None:
+    """Servers, one row each (``names``: host names by id)."""
+    names = names or {}
     print_table(
-        ("ID", "NAME", "STATUS", "OS", "DISKS", "HOST IMAGE", "CREATED"),
+        ("ID", "NAME", "HOST", "STATUS", "OS", "DISKS", "HOST IMAGE", "CREATED"),
         [
             (
                 s["id"],
                 s["name"],
+                names.get(s.get("host_id", ""), s.get("host_id")),
                 s["status"],
                 s.get("os_type"),
                 len(s["disks"]),
@@ -98,42 +148,58 @@ def server_list(
     view: Annotated[View | None, typer.Option(help="project, domain or system view.")] = None,
     name: Annotated[str | None, typer.Option(help="Name contains.")] = None,
     status: Annotated[
-        str | None, typer.Option(help="ready, running, creating, saving or failed.")
+        str | None,
+        typer.Option(help="ready, running, creating, saving, failed or missing."),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Only the servers of this host (id or name).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
 ) -> None:
-    """List servers."""
+    """List servers (status missing: the domain is gone from its host)."""
     doc = api().get(
         "/servers",
         scope=view.value if view else None,
         name=name,
         status=status,
+        host_id=resolve.host_id(host) if host else None,
         limit=limit,
         offset=offset,
     )
-    emit(doc, output(), list_table)
+    if output() is Output.TABLE:
+        list_table(
+            doc, host_names([s.get("host_id") or resolve.BUILTIN_HOST for s in doc["items"]])
+        )
+    else:
+        emit(doc, output(), list_table)
 
 
 @command(server_app, "show")
 def server_show(server: ServerArg) -> None:
-    """Show a server and its disks."""
-    emit(api().get(f"/servers/{resolve.server(server)}"), output(), show_server)
+    """Show a server, its host and its disks."""
+    _show(resolve.server(server))
+
+
+def _mib(spec: str) -> int | None:
+    """``20G``/``512M``/``1024`` (MiB) → MiB; None when it is no size."""
+    text = spec.strip().upper().removesuffix("B").removesuffix("I")
+    factor = 1
+    if text.endswith("G"):
+        factor, text = 1024, text[:-1]
+    elif text.endswith("M"):
+        text = text[:-1]
+    return int(text) * factor if text.isdigit() else None
 
 
 def _disk(spec: str) -> dict[str, Any]:
     """``20G``/``512M``/``1024`` (MiB) → blank disk; ``image:ID`` → disk from an image."""
     if spec.startswith("image:"):
         return {"image_id": resolve.image(spec.removeprefix("image:"))}
-    text = spec.strip().upper().removesuffix("B")
-    factor = 1
-    if text.endswith("G"):
-        factor, text = 1024, text[:-1]
-    elif text.endswith("M"):
-        text = text[:-1]
-    if not text.isdigit():
+    mib = _mib(spec)
+    if mib is None:
         raise usage(f"--disk {spec!r}: give a size (e.g. 20G, 512M) or image:ID")
-    return {"size_mb": int(text) * factor}
+    return {"size_mb": mib}
 
 
 @command(server_app, "create")
@@ -172,11 +238,26 @@ def server_create(
     project: Annotated[
         str | None, typer.Option("--project", "-p", help="Owner (default: current project).")
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Host to create it on (id or name; default: builtin)."),
+    ] = None,
+    start: Annotated[
+        bool, typer.Option("--start", help="Start the VM once it is created.")
+    ] = False,
+    vcpus: Annotated[
+        int | None, typer.Option("--vcpus", min=1, max=256, help="libvirt hosts: virtual CPUs.")
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="libvirt hosts: memory, e.g. 2G, 512M (default 1G)."),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the creation until it ends.")
     ] = True,
 ) -> None:
-    """Create a server, from a host image (all its disks) and/or blank disks.
+    """Create a server, from a host image (all its disks) and/or blank disks, on the
+    built-in inventory or a libvirt host (--host).
 
     The template's network configs are reset to DHCP on the first interface, or given the
     static --address (with --gateway and --dns).
@@ -200,6 +281,10 @@ def server_create(
         "ssh_public_key": ssh_key.read_text().strip() if ssh_key else None,
         "os_type": os_type.value if os_type else None,
         "project_id": resolve.project_id(project) if project else None,
+        "host_id": resolve.host_id(host) if host else None,
+        "start": True if start else None,
+        "vcpus": vcpus,
+        "memory_mb": _memory(memory) if memory is not None else None,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
     if address:
@@ -217,38 +302,77 @@ def server_create(
         note(f"Follow it with: hostimage task wait {task_id}")
         return
     follow(task_id, f"create {name}")
-    emit(api().get(f"/servers/{created['id']}"), output(), show_server)
+    _show(created["id"])
 
 
-def _power(servers: list[str], verb: str) -> None:
+def _memory(spec: str) -> int:
+    mib = _mib(spec)
+    if mib is None:
+        raise usage(f"--memory {spec!r}: give a size (e.g. 2G, 512M)")
+    return mib
+
+
+_POWER = {"start": ("starting", "started"), "stop": ("stopping", "stopped")}
+
+
+def _power(servers: list[str], verb: str, wait: bool) -> None:
+    """Start or stop: the built-in inventory answers at once; a libvirt host's server answers
+    with the task that powers its domain, followed with ``wait``."""
+    going, done = _POWER[verb]
     ids = [resolve.server(s) for s in servers]
     if len(ids) == 1:
         doc = api().post(f"/servers/{ids[0]}/{verb}")
+        task_id = doc.get("task_id")
+        if task_id and wait:
+            follow(task_id, f"{verb} {doc['name']}")
+            doc = api().get(f"/servers/{ids[0]}")
+        if task_id and not wait:
+            emit(
+                doc,
+                output(),
+                lambda s: echo(f"Server {s['name']} ({s['id']}) is {going}; task {task_id}."),
+            )
+            note(f"Follow it with: hostimage task wait {task_id}")
+            return
         emit(doc, output(), lambda s: echo(f"Server {s['name']} ({s['id']}) is {s['status']}."))
         return
     results = [item_result(i, functools.partial(api().post, f"/servers/{i}/{verb}")) for i in ids]
-    exit_with(report_results(results, verb="started" if verb == "start" else "stopped"))
+    code = report_results(results, verb=going if any(r["task_id"] for r in results) else done)
+    if wait:
+        follow_results(results, verb)
+    else:
+        hint_results(results)
+    exit_with(code)
+
+
+PowerWaitOpt = Annotated[
+    bool, typer.Option("--wait", help="libvirt hosts: follow the task until the VM is there.")
+]
 
 
 @command(server_app, "start")
-def server_start(servers: ServersArg) -> None:
-    """Start servers."""
-    _power(servers, "start")
+def server_start(servers: ServersArg, wait: PowerWaitOpt = False) -> None:
+    """Start servers (on a libvirt host a task starts the domain)."""
+    _power(servers, "start", wait)
 
 
 @command(server_app, "stop")
-def server_stop(servers: ServersArg) -> None:
-    """Stop servers (a server must be stopped to save a host image)."""
-    _power(servers, "stop")
+def server_stop(servers: ServersArg, wait: PowerWaitOpt = False) -> None:
+    """Stop servers (a server must be stopped to save a host image). On a libvirt host a task
+    shuts the domain down, and destroys it if it does not stop in time."""
+    _power(servers, "stop", wait)
 
 
 @command(server_app, "delete")
 def server_delete(servers: ServersArg, yes: YesOpt = False, wait: WaitOpt = False) -> None:
-    """Delete stopped servers and their disks (host images made from them stay)."""
+    """Delete stopped servers and the disks the service created (host images made from them
+    stay). A domain found on a libvirt host is never deleted: its server can only be
+    forgotten once the domain is gone (status missing); that needs no task."""
     ids = [resolve.server(s) for s in servers]
-    confirm(f"Delete {len(ids)} server(s) and their disks?", yes)
+    confirm(f"Delete {len(ids)} server(s) and the disks the service created for them?", yes)
     results = [item_result(i, functools.partial(api().delete, f"/servers/{i}"), 202) for i in ids]
-    code = report_results(results, verb="deleting")
+    pending = any(r["ok"] and r["task_id"] for r in results)
+    code = report_results(results, verb="deleting" if pending else "deleted")
     if wait:
         follow_results(results, "delete")
     else:
