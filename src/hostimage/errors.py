@@ -125,3 +125,20 @@ class StorageUnavailable(HostImageError):
     status = 503
     code = "storage_unavailable"
     title = "Storage unavailable"
+
+
+class HostUnavailable(HostImageError):
+    """A compute host did not answer (or refused); nothing was changed, retry later."""
+
+    status = 503
+    code = "host_unreachable"
+    title = "Host unreachable"
+
+
+class HostFailed(HostImageError):
+    """A compute host answered with an error (a pool or network it lacks, a refused volume);
+    what it said is in the detail."""
+
+    status = 502
+    code = "host_error"
+    title = "Host error"

@@ -81,6 +81,7 @@ def _worker_main(settings_json: str) -> None:
             base=timedelta(seconds=settings.task_retry_base_seconds),
         ),
         gc_interval=timedelta(seconds=settings.gc_interval_seconds),
+        sync_interval=timedelta(seconds=settings.host_sync_seconds),
     ).run_forever()
 
 

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # be before it goes, and how often the workers look.
     gc_grace_hours: float = Field(default=24.0, ge=0)
     gc_interval_seconds: int = Field(default=3600, ge=1)
+    # Compute hosts: how often each host's domains are read again.
+    host_sync_seconds: int = Field(default=60, ge=5)
     # Fault injection for the crash tests only: the process kills itself at this step
     # (hostimage.crashpoints).
     crash_at: str | None = None

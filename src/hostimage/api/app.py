@@ -12,7 +12,16 @@ from starlette.staticfiles import StaticFiles
 
 from hostimage.api import errors
 from hostimage.api.middleware import RequestBoundary
-from hostimage.api.routes import auth, host_images, identity, images, logs, servers, tasks
+from hostimage.api.routes import (
+    auth,
+    host_images,
+    hosts,
+    identity,
+    images,
+    logs,
+    servers,
+    tasks,
+)
 from hostimage.api.routes import settings as settings_routes
 from hostimage.db.engine import make_engine, make_session_factory
 from hostimage.services.auth import configure_password_hashing
@@ -43,7 +52,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(RequestBoundary)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, identity, settings_routes, host_images, logs, images, servers, tasks):
+    for module in (
+        auth,
+        identity,
+        settings_routes,
+        host_images,
+        logs,
+        images,
+        servers,
+        hosts,
+        tasks,
+    ):
         api.include_router(module.router)
     app.include_router(api)
 

@@ -18,10 +18,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import exc as orm_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hostimage.compute.model import ComputeError, HostUnreachable
 from hostimage.errors import (
     Busy,
     Conflict,
+    HostFailed,
     HostImageError,
+    HostUnavailable,
     InsufficientStorage,
     StorageUnavailable,
 )
@@ -128,6 +131,10 @@ def translate(exc: BaseException) -> HostImageError | None:
             )
         elif isinstance(current, StorageError):
             return StorageUnavailable(f"The image storage failed: {current}")
+        elif isinstance(current, HostUnreachable):
+            return HostUnavailable(str(current))
+        elif isinstance(current, ComputeError):
+            return HostFailed(str(current))
         elif isinstance(current, OSError) and current.errno in _NO_SPACE:
             return _no_space()
         current = current.__cause__ or current.__context__

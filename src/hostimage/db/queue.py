@@ -300,6 +300,19 @@ def pending(session: Session, kind: str) -> bool:
     )
 
 
+def pending_for(session: Session, kind: str, target_id: str) -> str | None:
+    """The id of a queued or running task of ``kind`` on ``target_id``, if any."""
+    return session.scalar(
+        select(Task.id)
+        .where(
+            Task.kind == kind,
+            Task.target_id == target_id,
+            Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+        )
+        .limit(1)
+    )
+
+
 def _clip(text: str | None) -> str | None:
     return None if text is None else text[:2000]
 

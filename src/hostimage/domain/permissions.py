@@ -75,3 +75,10 @@ def authorize_change_project(principal: Principal, owner: Owner, target: Owner) 
 def may_create_in(principal: Principal, owner: Owner) -> bool:
     """True when the caller may create objects owned by ``owner``."""
     return allowed(principal, Action.CREATE, owner)
+
+
+def authorize_manage_hosts(principal: Principal) -> None:
+    """Registering, changing, syncing and removing compute hosts is for system
+    administrators only (SPEC §9.2): a host's domains belong to any project."""
+    if not principal.is_sysadmin:
+        raise Forbidden("Managing compute hosts needs a system administrator.", code="forbidden")

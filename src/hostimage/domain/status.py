@@ -80,6 +80,14 @@ class ServerStatus(StrEnum):
     RUNNING = "running"
     SAVING = "saving"
     FAILED = "failed"
+    # Its domain is no longer defined on its host (found by a sync).
+    MISSING = "missing"
+
+
+class HostStatus(StrEnum):
+    UNKNOWN = "unknown"  # not yet reached
+    CONNECTED = "connected"
+    UNREACHABLE = "unreachable"
 
 
 class TaskStatus(StrEnum):
@@ -132,10 +140,13 @@ SERVER: Machine[ServerStatus] = Machine(
     "server",
     ServerStatus,
     {
-        _S.CREATING: frozenset({_S.READY, _S.FAILED}),
-        _S.READY: frozenset({_S.RUNNING, _S.SAVING}),
-        _S.RUNNING: frozenset({_S.READY}),
+        # A VM on a libvirt host may be started right after it is built.
+        _S.CREATING: frozenset({_S.READY, _S.RUNNING, _S.FAILED}),
+        _S.READY: frozenset({_S.RUNNING, _S.SAVING, _S.MISSING}),
+        _S.RUNNING: frozenset({_S.READY, _S.MISSING}),
         _S.SAVING: frozenset({_S.READY, _S.RUNNING}),
+        # A domain defined again under the same UUID comes back.
+        _S.MISSING: frozenset({_S.READY, _S.RUNNING}),
         # A failed server can only be deleted (its row goes).
         _S.FAILED: frozenset(),
     },

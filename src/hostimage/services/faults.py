@@ -11,7 +11,15 @@ import errno
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hostimage.errors import Busy, HostImageError, InsufficientStorage, StorageUnavailable
+from hostimage.compute.model import ComputeError, HostUnreachable
+from hostimage.errors import (
+    Busy,
+    HostFailed,
+    HostImageError,
+    HostUnavailable,
+    InsufficientStorage,
+    StorageUnavailable,
+)
 from hostimage.storage import StorageError
 
 
@@ -22,7 +30,9 @@ class Deferred(Exception):
 
 def is_transient(exc: BaseException) -> bool:
     """True when retrying the same work later may succeed."""
-    if isinstance(exc, Deferred | StorageError | Busy | OperationalError | TimeoutError):
+    if isinstance(
+        exc, Deferred | StorageError | Busy | OperationalError | TimeoutError | HostUnreachable
+    ):
         return True
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated)
@@ -41,6 +51,10 @@ def as_service_error(exc: BaseException) -> BaseException:
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
             return InsufficientStorage(f"No space left in the image storage: {cause}")
         return StorageUnavailable(f"The image storage failed: {exc}")
+    if isinstance(exc, HostUnreachable):
+        return HostUnavailable(str(exc))
+    if isinstance(exc, ComputeError):
+        return HostFailed(str(exc))
     return exc
 
 

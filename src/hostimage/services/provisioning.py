@@ -1,7 +1,10 @@
-"""The worker side of F11: build a server's disk files, deploy a fresh identity.
+"""The worker side of F11: build a server's disks, deploy a fresh identity.
 
 A run builds every disk under a name of its own and moves the files into place only inside a
 write fenced by its claim: a run that lost its task never touches the server's disk files.
+On a libvirt host the built disks are uploaded into volumes of the host's pool (named after
+the server, so a retried run replaces what an earlier one left) and the domain is defined,
+under the server's id as its UUID, inside the fenced write that marks the server ready.
 """
 
 from __future__ import annotations
@@ -9,17 +12,20 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
 from hostimage import crashpoints
+from hostimage.compute.libvirt_host import LibvirtHost
+from hostimage.compute.model import ComputeError, DomainState, NewDomain, VolumeRef
 from hostimage.db.base import utcnow
-from hostimage.db.models import Image, Server, ServerDisk, Task
+from hostimage.db.models import Host, HostImage, Image, Server, ServerDisk, Task
 from hostimage.db.queue import ClaimLost
 from hostimage.domain.status import ServerStatus
+from hostimage.errors import Conflict
 from hostimage.imaging import guestfs, qemu_img
 from hostimage.imaging.inspector import inspect
 from hostimage.imaging.netconfig import StaticNetwork
@@ -29,9 +35,54 @@ from hostimage.services.limits import ensure_room
 from hostimage.services.runtime import Runtime, TaskRun
 from hostimage.services.servers import of_server
 
+# How long a graceful shutdown may take before the domain is destroyed.
+SHUTDOWN_SECONDS = 60.0
+
 
 def _partial(path: Path, run: TaskRun) -> Path:
     return path.with_name(f"{path.name}.{run.claim.short}.part")
+
+
+@dataclass(frozen=True)
+class LibvirtTarget:
+    """Where a VM on a libvirt host goes."""
+
+    uri: str
+    pool: str
+    network: str | None
+    domain: NewDomain
+
+
+def domain_uuid(server_id: str) -> str:
+    """The UUID of the domain the service defines for a server: the server's own id."""
+    return str(uuid.UUID(server_id))
+
+
+def volume_name(server_id: str, index: int) -> str:
+    """The name of a server's disk volume in its host's pool."""
+    return f"hostimage-{server_id}-disk{index}.qcow2"
+
+
+def _libvirt_target(session: Any, server: Server, payload: dict[str, Any]) -> LibvirtTarget | None:
+    if server.host_id == "builtin":
+        return None
+    host = session.get(Host, server.host_id)
+    if host is None:
+        raise Conflict("The server's host is no longer registered.", code="unknown_host")
+    hi = session.get(HostImage, server.host_image_id) if server.host_image_id else None
+    spec = NewDomain(
+        name=server.name,
+        volumes=(),
+        disk_bus=server.disk_driver or "virtio",
+        nic_model=server.net_driver or "virtio",
+        network=host.network,
+        uefi=(hi.boot_mode if hi else None) == "uefi",
+        vcpus=int(payload.get("vcpus") or 1),
+        memory_mib=int(payload.get("memory_mb") or 1024),
+        metadata={"server-id": server.id},
+        uuid=domain_uuid(server.id),
+    )
+    return LibvirtTarget(host.uri, host.storage_pool, host.network, spec)
 
 
 def run_create_server(run: TaskRun, server_id: str, payload: dict[str, Any]) -> None:
@@ -57,10 +108,16 @@ def run_create_server(run: TaskRun, server_id: str, payload: dict[str, Any]) -> 
             )
         }
         hostname, login_user = server.hostname or server.name, server.login_user
+        target = _libvirt_target(session, server, payload)
     work = run.work
     work.mkdir(parents=True, exist_ok=True)
-    finals = [rt.disk_path(d.path) for d in disks]
-    parts = [_partial(p, run) for p in finals]
+    if target is not None:
+        # Built here, then uploaded into the host's pool.
+        finals = []
+        parts = [work / f"disk{d.idx}.qcow2" for d in disks]
+    else:
+        finals = [rt.disk_path(d.path or "") for d in disks]
+        parts = [_partial(p, run) for p in finals]
     for final in finals:
         # What earlier runs of this task left: they no longer hold it, so they can no
         # longer move a file into place.
@@ -106,16 +163,99 @@ def run_create_server(run: TaskRun, server_id: str, payload: dict[str, Any]) -> 
                 network=_network(payload.get("network")),
             )
             deploy_report = asdict(report)
+        if target is not None:
+            _publish(run, server_id, target, disks, parts, payload, deploy_report)
+            return
         with run.write() as session:
             # Under the claim's lock: a run that lost its task never reaches this.
             for part, final in zip(parts, finals, strict=True):
                 os.replace(part, final)
             crashpoints.reached("create.in_place")
             _set_status(session, run, server_id, ServerStatus.READY, None, deploy_report)
+            server = session.get(Server, server_id)
+            if payload.get("start") and server is not None:
+                server.status = ServerStatus.RUNNING.value
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
         run.cleanup()
+
+
+def _publish(
+    run: TaskRun,
+    server_id: str,
+    target: LibvirtTarget,
+    disks: list[ServerDisk],
+    parts: list[Path],
+    payload: dict[str, Any],
+    deploy_report: dict[str, Any] | None,
+) -> None:
+    """Upload the built disks into volumes of the host's pool, define the domain (fenced by
+    the claim) and start it when asked."""
+    total = sum(p.stat().st_size for p in parts) or 1
+    done = 0
+    with LibvirtHost(target.uri) as host:
+        refs: list[VolumeRef] = []
+        for disk, part in zip(disks, parts, strict=True):
+            run.check()
+            name = volume_name(server_id, disk.idx)
+            host.delete_volume(VolumeRef(target.pool, name, ""))  # what an earlier run left
+            size = part.stat().st_size
+            base = done
+
+            def moved(f: float, base: int = base, size: int = size) -> None:
+                run.progress(90 + 9 * (base + f * size) / total)
+
+            refs.append(
+                host.create_volume(
+                    target.pool, name, part, "qcow2", check=run.check, progress=moved
+                )
+            )
+            done += size
+            part.unlink(missing_ok=True)
+        crashpoints.reached("create.volumes_uploaded")
+        spec = replace(target.domain, volumes=tuple(refs))
+        with run.write() as session:
+            # Under the claim's lock: a run that lost its task never defines the domain.
+            assert spec.uuid is not None
+            host.undefine(spec.uuid)  # an earlier run's definition
+            info = host.define_domain(spec)
+            server = session.get(Server, server_id)
+            if server is None or server.status != ServerStatus.CREATING:
+                host.undefine(info.uuid)
+                raise ClaimLost(f"Server {server_id} is no longer being created.")
+            server.external_id = info.uuid
+            for row, ref, ddisk in zip(disks, refs, info.disks, strict=False):
+                live = session.get(ServerDisk, row.id)
+                if live is not None:
+                    live.pool, live.volume, live.path = ref.pool, ref.name, ref.path
+                    live.target = ddisk.target
+            crashpoints.reached("create.defined")
+            _set_status(session, run, server_id, ServerStatus.READY, None, deploy_report)
+        if payload.get("start"):
+            try:
+                host.start(info.uuid)
+            except ComputeError as exc:
+                with run.write() as session:
+                    server = session.get(Server, server_id)
+                    if server is not None:
+                        server.status_reason = f"Created, but starting it failed: {exc}"[:1024]
+                return
+            with run.write() as session:
+                server = session.get(Server, server_id)
+                if server is not None and server.status == ServerStatus.READY:
+                    server.status, server.updated_at = ServerStatus.RUNNING.value, utcnow()
+
+
+def remove_libvirt_vm(uri: str, domain: str | None, volumes: list[VolumeRef]) -> None:
+    """Undefine a domain the service defined and delete the volumes it created (stopping the
+    domain first if it runs); what is already gone is fine."""
+    with LibvirtHost(uri) as host:
+        if domain:
+            host.stop(domain, timeout=SHUTDOWN_SECONDS)
+            host.undefine(domain)
+        for ref in volumes:
+            host.delete_volume(ref)
 
 
 def _network(body: dict[str, Any] | None) -> StaticNetwork | None:
@@ -125,12 +265,28 @@ def _network(body: dict[str, Any] | None) -> StaticNetwork | None:
 
 
 def fail_create(run: TaskRun, server_id: str, reason: str) -> None:
-    """Mark the server ``failed`` with ``reason`` and remove its disk files."""
+    """Mark the server ``failed`` with ``reason`` and remove its disk files (on a libvirt
+    host: the domain and volumes its runs made)."""
+    with run.rt.factory() as session:
+        server = session.get(Server, server_id)
+        host = session.get(Host, server.host_id) if server is not None else None
+        indexes = list(
+            session.scalars(select(ServerDisk.idx).where(ServerDisk.server_id == server_id))
+        )
+    if host is not None:
+        refs = [VolumeRef(host.storage_pool, volume_name(server_id, i), "") for i in indexes]
+        remove_libvirt_vm(host.uri, domain_uuid(server_id), refs)
     with run.write() as session:
-        rels = list(
-            session.scalars(select(ServerDisk.path).where(ServerDisk.server_id == server_id))
+        rels = (
+            []
+            if host is not None
+            else list(
+                session.scalars(select(ServerDisk.path).where(ServerDisk.server_id == server_id))
+            )
         )
         for rel in rels:
+            if rel is None:
+                continue
             path = run.rt.disk_path(rel)
             path.unlink(missing_ok=True)
             for stray in path.parent.glob(f"{path.name}.*.part"):
@@ -179,3 +335,35 @@ def delete_disk_files(rt: Runtime, paths: list[str]) -> None:
             stray.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()
+
+
+def run_power(run: TaskRun, server_id: str, start: bool) -> None:
+    """Start a libvirt server's domain, or shut it down gracefully (destroyed after
+    :data:`SHUTDOWN_SECONDS`); the server then shows the domain's state."""
+    with run.rt.factory() as session:
+        server = session.get(Server, server_id)
+        host = session.get(Host, server.host_id) if server is not None else None
+        if server is None or host is None or not server.external_id:
+            return
+        uri, domain = host.uri, server.external_id
+    with LibvirtHost(uri) as conn:
+        if start:
+            conn.start(domain)
+        else:
+            conn.stop(domain, timeout=SHUTDOWN_SECONDS)
+        state = conn.domain(domain).state
+    with run.write() as session:
+        server = session.get(Server, server_id)
+        if server is None or server.status not in (ServerStatus.READY, ServerStatus.RUNNING):
+            return
+        want = ServerStatus.READY if state == DomainState.SHUTOFF else ServerStatus.RUNNING
+        if server.status != want:
+            old = server.status
+            server.status, server.status_reason, server.updated_at = want.value, None, utcnow()
+            oplog.record(
+                session,
+                None,
+                of_server(server),
+                "update",
+                notes={"changes": {"status": [old, want.value]}},
+            )

@@ -1,8 +1,9 @@
 """The worker side of F1: save every disk of a stopped server as a sub-image.
 
-For each disk, in parallel: inspect → (system disk: copy and clean identity) → compressed
-qcow2 (zstd) → inspect the output → store while hashing → mark the sub-image active. The
-server's own disk files are only ever read. Every write is fenced by the task's claim, and
+For each disk, in parallel: (libvirt: fetch its volume, and its backing chain, through
+storage-volume streams) → inspect → (system disk: copy and clean identity) → compressed qcow2
+(zstd) → inspect the output → store while hashing → mark the sub-image active. The server's own
+disks are only ever read. Every write is fenced by the task's claim, and
 each run stores under names of its own: a run that lost its task leaves nothing behind.
 """
 
@@ -17,10 +18,13 @@ from typing import Any
 from sqlalchemy import select
 
 from hostimage import crashpoints
+from hostimage.compute.libvirt_host import LibvirtHost
+from hostimage.compute.model import DomainDisk, DomainState
 from hostimage.db.base import utcnow
-from hostimage.db.models import HostImage, Image, Server, ServerDisk
+from hostimage.db.models import Host, HostImage, Image, Server, ServerDisk
 from hostimage.db.queue import ClaimLost, enqueue
 from hostimage.domain.status import ImageStatus, ServerStatus
+from hostimage.errors import Conflict
 from hostimage.imaging import ext4fast, guestfs, qemu_img
 from hostimage.imaging.inspector import inspect
 from hostimage.services import oplog
@@ -35,8 +39,14 @@ from hostimage.services.settings import get_settings
 class DiskJob:
     sub_id: str
     index: int
-    source: Path
+    source: Path | None  # a built-in disk file; None when ``remote`` is fetched first
     weight: float
+    remote: DomainDisk | None = None
+    fmt: str = "qcow2"
+
+
+# Of a libvirt disk's progress, the share taken by fetching it through the volume stream.
+FETCH_SHARE = 0.4
 
 
 class _Progress:
@@ -66,7 +76,16 @@ def object_key(host_image_id: str, sub_id: str, run: TaskRun) -> str:
     return f"host-images/{host_image_id}/{sub_id}-{run.claim.short}.qcow2"
 
 
-def _prepare(run: TaskRun, host_image_id: str, server_id: str) -> list[DiskJob] | None:
+@dataclass(frozen=True)
+class Plan:
+    jobs: list[DiskJob]
+    uri: str | None  # the server's libvirt host, None for the built-in inventory
+    host_name: str
+    domain_uuid: str | None
+    disk_count: int
+
+
+def _prepare(run: TaskRun, host_image_id: str, server_id: str) -> Plan | None:
     with run.write() as session:
         hi = session.get(HostImage, host_image_id)
         if hi is None or hi.status in (ImageStatus.DELETING, ImageStatus.KILLED):
@@ -77,6 +96,10 @@ def _prepare(run: TaskRun, host_image_id: str, server_id: str) -> list[DiskJob] 
         subs = {
             s.idx: s for s in session.scalars(select(Image).where(Image.host_image_id == hi.id))
         }
+        server = session.get(Server, server_id)
+        host = session.get(Host, server.host_id) if server is not None else None
+        if server is not None and server.host_id != "builtin" and host is None:
+            raise Conflict("The server's host is no longer registered.", code="unknown_host")
         disks = list(session.scalars(select(ServerDisk).where(ServerDisk.server_id == server_id)))
         total = sum(d.size for d in disks) or 1
         jobs = []
@@ -85,33 +108,62 @@ def _prepare(run: TaskRun, host_image_id: str, server_id: str) -> list[DiskJob] 
             if sub.status == ImageStatus.ACTIVE:
                 continue  # done by an earlier attempt
             sub.status, sub.updated_at = ImageStatus.SAVING.value, utcnow()
-            jobs.append(DiskJob(sub.id, d.idx, run.rt.disk_path(d.path), d.size / total))
+            local = run.rt.disk_path(d.path) if host is None and d.path else None
+            jobs.append(DiskJob(sub.id, d.idx, local, d.size / total))
         refresh_derived(hi, list(subs.values()))
-        return jobs
+        return Plan(
+            jobs,
+            host.uri if host else None,
+            host.name if host else "builtin",
+            server.external_id if server else None,
+            len(disks),
+        )
 
 
 def _save_disk(
-    run: TaskRun, host_image_id: str, job: DiskJob, limits: ImageLimits, progress: _Progress
+    run: TaskRun,
+    host_image_id: str,
+    job: DiskJob,
+    limits: ImageLimits,
+    progress: _Progress,
+    host: LibvirtHost | None,
 ) -> dict[str, Any]:
     rt = run.rt
     run.check()
-    source_info = inspect(job.source, "qcow2")
-    limits.check_virtual_size(source_info.virtual_size or 0, f"Disk {job.index}")
     work = run.work / f"disk{job.index}"
     work.mkdir(parents=True, exist_ok=True)
+    share = 0.0
+    if job.remote is not None:
+        assert host is not None
+        # The disk's bytes (and its backing chain's) come through the host's volume streams,
+        # into this run's own directory; the host's volumes are only read.
+        fetched, fmt = host.fetch_disk(
+            job.remote,
+            work / "fetched",
+            check=run.check,
+            progress=lambda f: progress.update(job.index, f * FETCH_SHARE),
+        )
+        share = FETCH_SHARE
+    else:
+        assert job.source is not None
+        fetched, fmt = job.source, job.fmt
+    source_info = inspect(fetched, fmt)
+    limits.check_virtual_size(source_info.virtual_size or 0, f"Disk {job.index}")
     # Room for the compressed output (at most what qemu-img measures), and for the system
     # disk also the private raw copy that is cleaned.
-    needed = qemu_img.measure(job.source, "qcow2", "qcow2", limits=rt.qemu_limits)
+    needed = qemu_img.measure(fetched, fmt, "qcow2", limits=rt.qemu_limits)
     if job.index == 0:
-        needed += qemu_img.measure(job.source, "qcow2", "raw", limits=rt.qemu_limits)
+        needed += qemu_img.measure(fetched, fmt, "raw", limits=rt.qemu_limits)
     ensure_room(work, needed, f"Saving disk {job.index}")
-    source, notes = job.source, {}
-    source_fmt = "qcow2"
+    source, notes = fetched, {}
+    source_fmt = fmt
     if job.index == 0:
         # Identity is cleaned on a private raw copy: the server's own disk is never written.
         # ext file systems are edited directly; anything else goes through libguestfs.
         copy = work / "system-copy.raw"
-        qemu_img.convert(job.source, "qcow2", copy, "raw", limits=rt.qemu_limits)
+        qemu_img.convert(fetched, fmt, copy, "raw", limits=rt.qemu_limits)
+        if job.remote is not None:
+            fetched.unlink(missing_ok=True)  # the copy is all that is read from here on
         run.check()
         report = ext4fast.clean_identity(copy) or guestfs.clean_identity(copy, "raw")
         notes["cleaned"] = asdict(report)
@@ -124,7 +176,7 @@ def _save_disk(
         "qcow2",
         compress=True,
         options={"compression_type": "zstd"},
-        progress=lambda pct: progress.update(job.index, pct / 100),
+        progress=lambda pct: progress.update(job.index, share + (1 - share) * pct / 100),
         limits=rt.qemu_limits,
     )
     info = inspect(out, "qcow2")
@@ -161,19 +213,55 @@ def _save_disk(
 def run_save(run: TaskRun, host_image_id: str, server_id: str, auto_start: bool) -> None:
     """Save the server's disks into the host image's sub-images. A failure propagates: the
     worker retries transient ones, and on giving up :func:`fail_save` kills the host image."""
-    jobs = _prepare(run, host_image_id, server_id)
-    if jobs is None:
+    plan = _prepare(run, host_image_id, server_id)
+    if plan is None:
         return
     crashpoints.reached("save.prepared")
     with run.rt.factory() as session:
         limits = image_limits(session)
-    progress = _Progress(run, jobs)
-    with ThreadPoolExecutor(max_workers=max(1, run.rt.parallelism)) as pool:
-        results = list(
-            pool.map(lambda j: _save_disk(run, host_image_id, j, limits, progress), jobs)
-        )
+    if plan.uri is None:
+        results = _save_all(run, host_image_id, plan.jobs, limits, None)
+    else:
+        with LibvirtHost(plan.uri) as host:
+            jobs = _remote_jobs(host, plan)
+            results = _save_all(run, host_image_id, jobs, limits, host)
     cleaned = next((r["cleaned"] for r in results if "cleaned" in r), None)
     _finish(run, host_image_id, server_id, auto_start, cleaned)
+
+
+def _remote_jobs(host: LibvirtHost, plan: Plan) -> list[DiskJob]:
+    """The plan's jobs with the domain's disks as they are now; the domain must be shut off
+    and still have the disks the save was asked for."""
+    assert plan.domain_uuid is not None
+    dom = host.domain(plan.domain_uuid)
+    if dom.state != DomainState.SHUTOFF:
+        raise Conflict(
+            f"Domain {dom.name} on host {plan.host_name} was started; shut it off and save again.",
+            code="server_not_stopped",
+        )
+    if len(dom.disks) != plan.disk_count:
+        raise Conflict(
+            f"Domain {dom.name} has {len(dom.disks)} disk(s) now, {plan.disk_count} when the "
+            "save was asked for; sync the host and save again.",
+            code="disks_changed",
+        )
+    return [
+        DiskJob(j.sub_id, j.index, None, j.weight, remote=dom.disks[j.index]) for j in plan.jobs
+    ]
+
+
+def _save_all(
+    run: TaskRun,
+    host_image_id: str,
+    jobs: list[DiskJob],
+    limits: ImageLimits,
+    host: LibvirtHost | None,
+) -> list[dict[str, Any]]:
+    progress = _Progress(run, jobs)
+    with ThreadPoolExecutor(max_workers=max(1, run.rt.parallelism)) as pool:
+        return list(
+            pool.map(lambda j: _save_disk(run, host_image_id, j, limits, progress, host), jobs)
+        )
 
 
 def _finish(

@@ -1,5 +1,6 @@
 """Servers (VMs): list, create (blank, from images, from a host image), start/stop, delete,
-and the request to save a host image from a stopped server (F1, F11)."""
+and the request to save a host image from a stopped server (F1, F11) — on the built-in
+inventory or a libvirt host (SPEC §9.2)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
+from hostimage.compute.model import DomainNotFound, DomainState
 from hostimage.db.base import new_id, utcnow
 from hostimage.db.engine import begin_write
-from hostimage.db.models import HostImage, Image, Server, ServerDisk
-from hostimage.db.queue import enqueue
+from hostimage.db.models import Host, HostImage, Image, Server, ServerDisk
+from hostimage.db.queue import enqueue, pending_for
 from hostimage.db.scoping import server_view_filter, server_visible, visible
 from hostimage.domain.formats import resolve_drivers
 from hostimage.domain.naming import sub_image_name
@@ -27,6 +29,7 @@ from hostimage.services.context import RequestContext
 from hostimage.services.host_images.common import name_taken, refresh_derived
 from hostimage.services.host_images.lifecycle import target_project
 from hostimage.services.host_images.read import contains
+from hostimage.services.hosts import BUILTIN, domain_state
 from hostimage.services.settings import three_level
 
 MiB = 1024 * 1024
@@ -37,6 +40,9 @@ def server_dict(server: Server, disks: list[ServerDisk]) -> dict[str, Any]:
     return {
         "id": server.id,
         "name": server.name,
+        "host_id": server.host_id,
+        "external_id": server.external_id,
+        "created_here": server.created_here,
         "status": server.status,
         "status_reason": server.status_reason,
         "domain_id": server.domain_id,
@@ -50,8 +56,11 @@ def server_dict(server: Server, disks: list[ServerDisk]) -> dict[str, Any]:
         "disks": [
             {
                 "index": d.idx,
+                "target": d.target,
                 "size": d.size,
                 "format": d.format,
+                "pool": d.pool,
+                "volume": d.volume,
                 "source_image_id": d.source_image_id,
             }
             for d in sorted(disks, key=lambda d: d.idx)
@@ -101,10 +110,13 @@ def list_servers(
     offset: int,
     name: str | None = None,
     status: str | None = None,
+    host_id: str | None = None,
 ) -> dict[str, Any]:
-    """Servers of a view, newest first, with the total."""
+    """Servers of a view, newest first, with the total; ``host_id`` keeps one host's."""
     ctx.principal.check_view(view)
     conds = [server_view_filter(ctx.principal, view)]
+    if host_id:
+        conds.append(Server.host_id == host_id)
     if name:
         conds.append(contains(Server.name, name))
     if status:
@@ -149,6 +161,10 @@ class ServerSpec:
     # A static address for the first interface: {address, gateway?, dns?}; without it the
     # network configs of the template are reset to DHCP.
     network: dict[str, Any] | None = None
+    host_id: str = "builtin"
+    start: bool = False
+    vcpus: int = 1
+    memory_mb: int = 1024
 
 
 def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> dict[str, Any]:
@@ -160,6 +176,8 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
     begin_write(session)
     project = target_project(session, ctx, spec.project_id)
     authorize(ctx.principal, Action.CREATE, Owner(project.domain_id, project.id))
+    if spec.host_id != BUILTIN and session.get(Host, spec.host_id) is None:
+        raise Invalid(f"Unknown host {spec.host_id}.", code="unknown_host")
     sources: list[tuple[int, str | None]] = []  # (virtual size, image id)
     os_type = spec.os_type
     drivers = ("auto", "auto")
@@ -213,6 +231,7 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
     network = static_network(spec.network)
     auto_disk, auto_net = resolve_drivers(os_type, hypervisor)
     server = Server(
+        host_id=spec.host_id,
         disk_driver=auto_disk if drivers[0] == "auto" else drivers[0],
         net_driver=auto_net if drivers[1] == "auto" else drivers[1],
         name=spec.name,
@@ -233,7 +252,7 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
                 idx=idx,
                 size=size,
                 format="qcow2",
-                path=f"{server.id}/disk{idx}.qcow2",
+                path=f"{server.id}/disk{idx}.qcow2" if spec.host_id == BUILTIN else None,
                 source_image_id=image_id,
             )
         )
@@ -242,7 +261,11 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
         ctx,
         of_server(server),
         "create",
-        notes={"host_image_id": spec.host_image_id, "disks": len(sources)},
+        notes={
+            "host_image_id": spec.host_image_id,
+            "disks": len(sources),
+            "host_id": spec.host_id,
+        },
     )
     task = enqueue(
         session,
@@ -257,6 +280,9 @@ def create_server(session: Session, ctx: RequestContext, spec: ServerSpec) -> di
             "deploy_identity": bool(
                 spec.host_image_id or spec.password_hash or spec.ssh_public_key or network
             ),
+            "start": spec.start,
+            "vcpus": spec.vcpus,
+            "memory_mb": spec.memory_mb,
         },
     )
     session.commit()
@@ -279,8 +305,13 @@ def static_network(body: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"address": net.address, "gateway": net.gateway, "dns": list(net.dns)}
 
 
+POWER_TASK = "power_server"
+
+
 def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool) -> dict[str, Any]:
-    """Start (ready → running) or stop (running → ready) a server; 409 from other states."""
+    """Start (ready → running) or stop (running → ready) a server; 409 from other states.
+    On a libvirt host a task starts the domain, or shuts it down gracefully (destroying it
+    after a timeout), and the answer carries its ``task_id``."""
     server = _visible_server(session, ctx, server_id, lock=True)
     want_from, to = (
         (ServerStatus.READY.value, ServerStatus.RUNNING.value)
@@ -291,6 +322,26 @@ def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool
         authorize(ctx.principal, Action.UPDATE, Owner(server.domain_id, server.project_id))
         if server.status not in (want_from, to):
             raise Conflict(f"The server is {server.status}.", code="bad_status")
+    if server.host_id != BUILTIN:
+        task_id = pending_for(session, POWER_TASK, server.id)
+        if task_id is None:
+            task_id = enqueue(
+                session,
+                POWER_TASK,
+                "server",
+                server.id,
+                project_id=server.project_id,
+                payload={"start": start},
+            ).id
+            oplog.record(
+                session,
+                ctx,
+                of_server(server),
+                "update",
+                notes={"power": "start" if start else "stop"},
+            )
+        session.commit()
+        return {**get_server(session, ctx, server_id), "task_id": task_id}
     if server.status == to:
         session.rollback()
         return get_server(session, ctx, server_id)
@@ -303,27 +354,93 @@ def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool
 
 
 def delete_server(session: Session, ctx: RequestContext, server_id: str) -> dict[str, Any]:
-    """Delete a stopped server: rows now, disk files in a task. Host images made from it
-    keep working."""
+    """Delete a stopped server: rows now, its disks in a task. Host images made from it keep
+    working. On a libvirt host the task undefines the domain and deletes the volumes the
+    service created; a domain the service did not create is never touched: its server can
+    only be forgotten once the domain is gone (``missing``)."""
     server = _visible_server(session, ctx, server_id, lock=True)
     with oplog.refusals_logged(session, ctx, of_server(server), "delete"):
         authorize(ctx.principal, Action.DELETE, Owner(server.domain_id, server.project_id))
         if server.status in (ServerStatus.CREATING, ServerStatus.SAVING, ServerStatus.RUNNING):
             raise Conflict(f"The server is {server.status}; stop it or wait.", code="bad_status")
-    paths = [d.path for d in _disks(session, [server.id])[server.id]]
+        if not server.created_here and server.status != ServerStatus.MISSING:
+            raise Conflict(
+                "The service did not create this VM's domain and never deletes it; undefine "
+                "it on its host, then sync the host, to remove the server.",
+                code="not_created_here",
+            )
+    disks = _disks(session, [server.id])[server.id]
     oplog.record(session, ctx, of_server(server), "delete")
-    task = enqueue(
-        session,
-        "delete_server_disks",
-        "server",
-        server.id,
-        project_id=server.project_id,
-        payload={"paths": paths},
-    )
+    task_id: str | None = None
+    if server.host_id == BUILTIN:
+        task_id = enqueue(
+            session,
+            "delete_server_disks",
+            "server",
+            server.id,
+            project_id=server.project_id,
+            payload={"paths": [d.path for d in disks if d.path]},
+        ).id
+    elif server.created_here:
+        host = session.get(Host, server.host_id)
+        if host is None:
+            raise Conflict("The server's host is no longer registered.", code="unknown_host")
+        task_id = enqueue(
+            session,
+            "delete_server_disks",
+            "server",
+            server.id,
+            project_id=server.project_id,
+            payload={
+                "uri": host.uri,
+                "domain": server.external_id,
+                "volumes": [
+                    {
+                        "pool": d.pool or host.storage_pool,
+                        "name": d.volume or "",
+                        "path": d.path or "",
+                    }
+                    for d in disks
+                ],
+                "server_id": server.id,
+                "pool": host.storage_pool,
+                "disks": len(disks),
+            },
+        ).id
     session.execute(delete(ServerDisk).where(ServerDisk.server_id == server.id))
     session.delete(server)
     session.commit()
-    return {"task_id": task.id}
+    return {"task_id": task_id}
+
+
+def refresh_state(session: Session, ctx: RequestContext, server_id: str) -> None:
+    """Bring a libvirt server's status in line with its domain's state as the host tells it
+    now (503 ``host_unreachable`` when it does not answer). Built-in servers: nothing."""
+    server = _visible_server(session, ctx, server_id)
+    if server.host_id == BUILTIN or not server.external_id:
+        session.rollback()
+        return
+    host = session.get(Host, server.host_id)
+    if host is None or server.status not in (ServerStatus.READY, ServerStatus.RUNNING):
+        session.rollback()
+        return
+    uri, domain = host.uri, server.external_id
+    session.rollback()  # the host is asked outside any transaction
+    try:
+        state = domain_state(uri, domain)
+    except DomainNotFound:
+        want = ServerStatus.MISSING
+    else:
+        want = ServerStatus.READY if state == DomainState.SHUTOFF else ServerStatus.RUNNING
+    server = _visible_server(session, ctx, server_id, lock=True)
+    if server.status in (ServerStatus.READY, ServerStatus.RUNNING) and server.status != want:
+        server.status, server.updated_at = want.value, utcnow()
+        server.status_reason = (
+            f"The domain is no longer defined on host {host.name}."
+            if want == ServerStatus.MISSING
+            else None
+        )
+    session.commit()
 
 
 def save_host_image(
@@ -337,7 +454,9 @@ def save_host_image(
     auto_start: bool = False,
 ) -> dict[str, Any]:
     """F1: the server must be stopped (409 otherwise); a host image with one queued sub-image
-    per disk is created in the server's project and a save task is enqueued."""
+    per disk is created in the server's project and a save task is enqueued. A libvirt
+    server's state is read from its host first: a domain shut off a moment ago can be saved."""
+    refresh_state(session, ctx, server_id)
     server = _visible_server(session, ctx, server_id, lock=True)
     owner = Owner(server.domain_id, server.project_id)
     with oplog.refusals_logged(session, ctx, of_server(server), "save"):

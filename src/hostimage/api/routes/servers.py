@@ -1,4 +1,5 @@
-"""``/servers``: the built-in compute inventory; save a host image (F1), VMs from one (F11)."""
+"""``/servers``: VMs of the built-in inventory and of libvirt hosts; save a host image (F1),
+VMs from one (F11)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hostimage.api.schemas.servers import (
     ServerIn,
     ServerList,
     ServerOut,
+    ServerPower,
 )
 from hostimage.domain import identity
 from hostimage.domain.tenancy import View
@@ -34,8 +36,9 @@ async def list_servers(
     offset: Offset = 0,
     name: str | None = None,
     status: str | None = None,
+    host_id: str | None = None,
 ) -> dict[str, Any]:
-    return await run(servers.list_servers, scope, limit, offset, name, status)
+    return await run(servers.list_servers, scope, limit, offset, name, status, host_id)
 
 
 @router.post("", response_model=ServerCreated, status_code=202)
@@ -59,6 +62,10 @@ async def create(body: ServerIn, run: Run) -> dict[str, Any]:
         ssh_public_key=body.ssh_public_key,
         os_type=body.os_type.value if body.os_type else None,
         network=body.network.model_dump() if body.network else None,
+        host_id=body.host_id,
+        start=body.start,
+        vcpus=body.vcpus,
+        memory_mb=body.memory_mb,
     )
     return await run(servers.create_server, spec)
 
@@ -73,12 +80,12 @@ async def delete(server_id: str, run: Run) -> dict[str, Any]:
     return await run(servers.delete_server, server_id)
 
 
-@router.post("/{server_id}/start", response_model=ServerOut)
+@router.post("/{server_id}/start", response_model=ServerPower)
 async def start(server_id: str, run: Run) -> dict[str, Any]:
     return await run(servers.set_power, server_id, start=True)
 
 
-@router.post("/{server_id}/stop", response_model=ServerOut)
+@router.post("/{server_id}/stop", response_model=ServerPower)
 async def stop(server_id: str, run: Run) -> dict[str, Any]:
     return await run(servers.set_power, server_id, start=False)
 

@@ -64,6 +64,17 @@ class ServerIn(Strict):
         description="A static address for the first interface; without it the image's "
         "network configs are reset to DHCP.",
     )
+    host_id: str = Field(
+        default="builtin",
+        min_length=1,
+        max_length=32,
+        description="Where the VM is created: builtin, or a libvirt host's id.",
+    )
+    start: StrictBool = Field(default=False, description="Start the VM once it is created.")
+    vcpus: int = Field(default=1, ge=1, le=256, description="libvirt hosts: virtual CPUs.")
+    memory_mb: int = Field(
+        default=1024, ge=64, le=4 * 1024 * 1024, description="libvirt hosts: memory in MiB."
+    )
 
     @field_validator("hostname")
     @classmethod
@@ -96,14 +107,22 @@ class ServerIn(Strict):
 
 class ServerDiskOut(BaseModel):
     index: int
-    size: int
+    target: str | None = Field(description="The disk's target on its domain (vda, sdb…).")
+    size: int = Field(description="Virtual size in bytes.")
     format: str
+    pool: str | None
+    volume: str | None
     source_image_id: str | None
 
 
 class ServerOut(BaseModel):
     id: str
     name: str
+    host_id: str
+    external_id: str | None = Field(description="The domain's UUID on a libvirt host.")
+    created_here: bool = Field(
+        description="False for a domain found on a host: the service never changes or deletes it."
+    )
     status: str
     status_reason: str | None
     domain_id: str
@@ -143,7 +162,14 @@ class SaveAccepted(BaseModel):
 
 
 class ServerDeleteAccepted(BaseModel):
-    task_id: str
+    task_id: str | None = Field(
+        description="The task removing its disks; null when nothing is left to remove "
+        "(a server whose domain is gone)."
+    )
+
+
+class ServerPower(ServerOut):
+    task_id: str | None = None
 
 
 class FormatBody(Strict):

@@ -2,6 +2,7 @@
 
 from hostimage.db.models.format_copies import FormatCopy
 from hostimage.db.models.host_images import HostImage, Share
+from hostimage.db.models.hosts import Host
 from hostimage.db.models.identity import Domain, Project, RoleAssignment, Token, User
 from hostimage.db.models.images import Image
 from hostimage.db.models.login_throttle import LoginAttempt
@@ -13,6 +14,7 @@ from hostimage.db.models.tasks import Task
 __all__ = [
     "Domain",
     "FormatCopy",
+    "Host",
     "HostImage",
     "Image",
     "LogEntry",

@@ -10,14 +10,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hostimage.compute.model import VolumeRef
 from hostimage.services import gc_task
 from hostimage.services.conversions import fail_convert, run_convert
 from hostimage.services.host_images import lifecycle
+from hostimage.services.host_sync import run_sync
+from hostimage.services.hosts import SYNC_TASK
 from hostimage.services.images import UPLOAD_TASK, give_up_upload, purge_image
 from hostimage.services.images import note_retry as note_image_retry
-from hostimage.services.provisioning import delete_disk_files, fail_create, run_create_server
+from hostimage.services.provisioning import (
+    delete_disk_files,
+    domain_uuid,
+    fail_create,
+    remove_libvirt_vm,
+    run_create_server,
+    run_power,
+    volume_name,
+)
 from hostimage.services.runtime import TaskRun
 from hostimage.services.saving import fail_save, run_save
+from hostimage.services.servers import POWER_TASK
 
 Handler = Callable[[TaskRun], None]
 # What to do when a task is failed for good (or, for retries, about to wait): the run still
@@ -75,7 +87,23 @@ def _give_up_create(run: TaskRun, reason: str) -> None:
 
 
 def _delete_server_disks(run: TaskRun) -> None:
-    delete_disk_files(run.rt, list(run.claim.payload.get("paths", [])))
+    payload = run.claim.payload
+    if "uri" not in payload:
+        delete_disk_files(run.rt, list(payload.get("paths", [])))
+        return
+    refs = [VolumeRef(v["pool"], v["name"], v["path"]) for v in payload["volumes"] if v["name"]]
+    # Also the volumes an unfinished build may have left under the server's names.
+    sid, pool = payload["server_id"], payload["pool"]
+    refs += [VolumeRef(pool, volume_name(sid, i), "") for i in range(payload["disks"])]
+    remove_libvirt_vm(payload["uri"], payload.get("domain") or domain_uuid(sid), refs)
+
+
+def _sync(run: TaskRun) -> None:
+    run_sync(run, run.claim.target_id)
+
+
+def _power(run: TaskRun) -> None:
+    run_power(run, run.claim.target_id, bool(run.claim.payload.get("start")))
 
 
 def _give_up_upload(run: TaskRun, reason: str) -> None:
@@ -113,4 +141,6 @@ KINDS: dict[str, Kind] = {
     ),
     UPLOAD_TASK: Kind(None, give_up=_give_up_upload, rerunnable=False),
     "gc": Kind(_gc),
+    SYNC_TASK: Kind(_sync),
+    POWER_TASK: Kind(_power),
 }

@@ -36,6 +36,7 @@ from hostimage.db.queue import (
 )
 from hostimage.imaging import guestfish
 from hostimage.services.faults import describe
+from hostimage.services.host_sync import schedule_syncs
 from hostimage.services.runtime import Runtime, TaskRun
 from hostimage.tasks.worker.handlers import KINDS, Kind
 from hostimage.tasks.worker.retry import RetryPolicy
@@ -56,6 +57,7 @@ class Worker:
         policy: RetryPolicy | None = None,
         gc_interval: timedelta | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        sync_interval: timedelta | None = None,
     ) -> None:
         self.rt = rt
         self.heartbeat_seconds = heartbeat_seconds
@@ -63,6 +65,7 @@ class Worker:
         self.stale_after = stale_after
         self.policy = policy or RetryPolicy()
         self.gc_interval = gc_interval
+        self.sync_interval = sync_interval
 
     def run_once(self) -> bool:
         """Run one due task if there is one; True when a task was run."""
@@ -190,6 +193,8 @@ class Worker:
             log.warning("stopped %d appliance(s) left by a killed worker", reaped)
         self.sweep_scratch()
         self.schedule_gc()
+        if self.sync_interval is not None:
+            schedule_syncs(self.rt, self.sync_interval)
 
     def run_forever(self, poll_seconds: float = 0.5) -> None:
         last_housekeeping = 0.0
