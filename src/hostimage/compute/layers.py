@@ -88,9 +88,14 @@ def check_chain_inside(top: Path, fmt: str, root: Path, limits: Limits) -> None:
         name = Path(str(entry.get("filename", "")))
         if not name.is_absolute() or not name.resolve().is_relative_to(base):
             raise DiskNotReadable("A fetched layer refers to a file outside the fetched chain.")
-        data = ((entry.get("format-specific") or {}).get("data") or {}).get("data-file")
-        if data:
+        if data_file(entry):
             raise DiskNotReadable("A fetched layer keeps its data in an external data file.")
+
+
+def data_file(entry: dict[str, Any]) -> str | None:
+    """The external data file one ``qemu-img info`` report names, if any."""
+    found = ((entry.get("format-specific") or {}).get("data") or {}).get("data-file")
+    return str(found) if found else None
 
 
 def flatten(top: Path, fmt: str, dest: Path, limits: Limits) -> None:

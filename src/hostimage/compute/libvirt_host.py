@@ -19,10 +19,9 @@ from urllib.parse import urlsplit
 
 import libvirt
 
-from hostimage.compute import domain_xml, layers, streams
+from hostimage.compute import domain_xml, fetch, streams
 from hostimage.compute.model import (
     ComputeError,
-    DiskNotReadable,
     DomainDisk,
     DomainInfo,
     DomainNotFound,
@@ -32,13 +31,10 @@ from hostimage.compute.model import (
     NewDomain,
     VolumeRef,
 )
-from hostimage.imaging.inspector import FormatError, inspect
 from hostimage.imaging.limits import Limits
-from hostimage.imaging.qemu_img import DEFAULT_LIMITS, QemuImgError
+from hostimage.imaging.qemu_img import DEFAULT_LIMITS
 from hostimage.imaging.qemu_img import info as qemu_info
 
-MAX_CHAIN_DEPTH = 16
-_FETCHABLE_FORMATS = frozenset({"raw", "qcow2", "vmdk", "vhd", "vhdx"})
 # Errors that mean the connection itself is gone, not that the request was refused.
 _LOST_CONNECTION = frozenset(
     code
@@ -201,7 +197,7 @@ class LibvirtHost:
         )
 
     def _disk(self, dom: Any, disk: domain_xml.DiskXml) -> DomainDisk:
-        vol = self._volume_for(disk.kind, disk.path, disk.pool, disk.volume)
+        vol = self.volume_for(disk.kind, disk.path, disk.pool, disk.volume)
         path, pool, volume, size = disk.path, None, None, None
         if vol is not None:
             path = vol.path()
@@ -222,10 +218,11 @@ class LibvirtHost:
             volume=volume,
         )
 
-    def _volume_for(
+    def volume_for(
         self, kind: str, path: str | None, pool: str | None, volume: str | None
     ) -> Any | None:
-        """The storage volume holding a disk, or None when it is not a volume of any pool."""
+        """The ``virStorageVol`` holding a disk (named by pool and volume, or a file or block
+        device whose path is a volume of an active pool), or None when there is none."""
         if pool and volume:
             try:
                 return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
@@ -238,9 +235,11 @@ class LibvirtHost:
                 return None
         if kind not in ("file", "block") or not path:
             return None
-        return self._volume_by_path(path)
+        return self.volume_by_path(path)
 
-    def _volume_by_path(self, path: str) -> Any | None:
+    def volume_by_path(self, path: str) -> Any | None:
+        """The volume of an active pool at ``path`` (pools refreshed once if it is not
+        found at first), or None."""
         for attempt in range(2):
             try:
                 return self.conn.storageVolLookupByPath(path)
@@ -282,132 +281,11 @@ class LibvirtHost:
         qcow2 file. A disk that is no volume is copied directly when the host is local and
         refused (DiskNotReadable) when it is remote; block and network disks that are no
         volume are refused. Nothing on the host is modified. ``check`` runs between chunks
-        and may raise to abort; ``progress`` gets the fraction done (0..1).
+        and may raise to abort (the stream is aborted, the error propagates); ``progress``
+        gets the fraction done (0..1).
         """
-        dest.mkdir(parents=True, exist_ok=True)
-        label = f"Disk {disk.target}"
         with self._translate(f"Reading disk {disk.target}"):
-            vol = self._volume_for(disk.kind, disk.path, disk.pool, disk.volume)
-            if vol is None:
-                return self._fetch_direct(disk, dest, check, progress)
-            chain = self._volume_chain(vol, disk.format, label)
-            meter = streams.Meter(
-                check,
-                progress,
-                sum(size for _, _, size in chain),
-                span=0.9 if len(chain) > 1 else 1.0,
-            )
-            files: list[tuple[Path, str]] = []
-            for depth, (layer, fmt, _size) in enumerate(chain):
-                suffix = f".layer{depth}" if len(chain) > 1 else ""
-                target = dest / f"{disk.target}{suffix}.{fmt}"
-                streams.download(self.conn, layer, target, meter)
-                files.append((target, fmt))
-        if len(files) == 1:
-            meter.report(1.0)
-            return files[0]
-        return self._join(files, dest / f"{disk.target}.qcow2", label, meter)
-
-    def _volume_chain(self, vol: Any, fmt: str | None, label: str) -> list[tuple[Any, str, int]]:
-        """The volume and its backing volumes, top first, each with its format and the
-        bytes its download gives."""
-        chain = []
-        wanted = fmt
-        while True:
-            desc = domain_xml.parse_volume(vol.XMLDesc(0))
-            layer_fmt = wanted or desc.format or "raw"
-            name = f"volume {vol.name()} of pool {vol.storagePoolLookupByVolume().name()}"
-            if layer_fmt not in _FETCHABLE_FORMATS:
-                raise DiskNotReadable(f"{label}: {name} is in format {layer_fmt}, not readable.")
-            size = desc.physical or vol.info()[2] or desc.capacity or 0
-            chain.append((vol, layer_fmt, size))
-            if layer_fmt != "qcow2" or not desc.backing_path:
-                return chain
-            if len(chain) >= MAX_CHAIN_DEPTH:
-                raise DiskNotReadable(
-                    f"{label}: the backing chain is deeper than {MAX_CHAIN_DEPTH} layers."
-                )
-            parent = self._volume_by_path(desc.backing_path)
-            if parent is None:
-                raise DiskNotReadable(
-                    f"{label}: {name} has the backing file {desc.backing_path}, which is not a "
-                    f"volume of any storage pool on {self.where}; the service reads disks only "
-                    "through pool volumes."
-                )
-            vol, wanted = parent, desc.backing_format
-
-    def _join(
-        self, files: list[tuple[Path, str]], flat: Path, label: str, meter: streams.Meter
-    ) -> tuple[Path, str]:
-        try:
-            # The bottom layer has no backing file: the full inspector vouches for it. The
-            # others are checked for what could make qemu-img open files of this machine.
-            bottom, bottom_fmt = files[-1]
-            inspect(bottom, bottom_fmt)
-            for index, (path, _fmt) in enumerate(files[:-1]):
-                layers.check_layer_header(path, f"{label}: layer {index}")
-                parent, parent_fmt = files[index + 1]
-                layers.rebase_unsafe(path, parent, parent_fmt, self.qemu_limits)
-            top, top_fmt = files[0]
-            layers.check_chain_inside(top, top_fmt, flat.parent, self.qemu_limits)
-            layers.flatten(top, top_fmt, flat, self.qemu_limits)
-        except FormatError as exc:
-            raise DiskNotReadable(f"{label}: the bottom layer is refused: {exc}") from None
-        except QemuImgError as exc:
-            raise DiskNotReadable(f"{label}: joining the layers failed: {exc}") from None
-        for path, _ in files:
-            path.unlink(missing_ok=True)
-        meter.report(1.0)
-        return flat, "qcow2"
-
-    def _fetch_direct(
-        self,
-        disk: DomainDisk,
-        dest: Path,
-        check: Callable[[], None],
-        progress: Callable[[float], None],
-    ) -> tuple[Path, str]:
-        label = f"Disk {disk.target}"
-        if disk.kind == "network":
-            raise DiskNotReadable(f"{label} is a network disk, which the service does not read.")
-        if disk.kind not in ("file", "block") or not disk.path:
-            raise DiskNotReadable(f"{label} ({disk.kind}) has no file the service can read.")
-        if disk.kind == "block":
-            raise DiskNotReadable(
-                f"{label} is the block device {disk.path}, not a volume of any storage pool on "
-                f"{self.where}; the service reads block devices only as pool volumes."
-            )
-        if not self.is_local():
-            raise DiskNotReadable(
-                f"{label} ({disk.path}) is not a volume of any storage pool on {self.where}; "
-                "the service reads remote disks only through pool volumes."
-            )
-        source = Path(disk.path)
-        fmt = disk.format or "raw"
-        if fmt not in _FETCHABLE_FORMATS:
-            raise DiskNotReadable(f"{label} is in format {fmt}, which the service does not read.")
-        try:
-            chain = layers.chain_files(source, fmt, self.qemu_limits)
-        except (QemuImgError, OSError) as exc:
-            raise DiskNotReadable(f"{label} ({disk.path}) cannot be read: {exc}") from None
-        if any(
-            ((e.get("format-specific") or {}).get("data") or {}).get("data-file") for e in chain
-        ):
-            raise DiskNotReadable(f"{label} keeps its data in an external data file.")
-        meter = streams.Meter(check, progress, source.stat().st_size)
-        if len(chain) == 1:
-            target = dest / f"{disk.target}.{fmt}"
-            streams.copy_sparse(source, target, meter)
-        else:
-            target, fmt = dest / f"{disk.target}.qcow2", "qcow2"
-            try:
-                layers.flatten(source, disk.format or "raw", target, self.qemu_limits)
-            except QemuImgError as exc:
-                raise DiskNotReadable(
-                    f"{label}: flattening its backing chain failed: {exc}"
-                ) from None
-        meter.report(1.0)
-        return target, fmt
+            return fetch.fetch_disk(self, disk, dest, check, progress)
 
     # -- creating VMs -------------------------------------------------------------------
 
@@ -446,7 +324,7 @@ class LibvirtHost:
         """Delete the volume; a volume (or pool) already gone is fine, and so is a volume of
         that name whose path is no longer ``ref.path`` (it is not ours: left alone)."""
         with self._translate(f"Deleting volume {ref.name} in pool {ref.pool}"):
-            vol = self._volume_for("volume", None, ref.pool, ref.name)
+            vol = self.volume_for("volume", None, ref.pool, ref.name)
             if vol is None or ref.path not in (vol.path(), vol.key()):
                 return
             try:
@@ -484,7 +362,7 @@ class LibvirtHost:
         raise ComputeError(f"No free domain name like {spec.name} on {self.where}.")
 
     def _volume_format(self, ref: VolumeRef) -> str:
-        vol = self._volume_for("volume", None, ref.pool, ref.name)
+        vol = self.volume_for("volume", None, ref.pool, ref.name)
         if vol is None:
             raise ComputeError(f"Volume {ref.name} of pool {ref.pool} is gone on {self.where}.")
         return domain_xml.parse_volume(vol.XMLDesc(0)).format or "raw"
@@ -546,9 +424,18 @@ class LibvirtHost:
             try:
                 if dom.isActive():
                     dom.destroy()
-                dom.undefineFlags(
-                    libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                )
+                try:
+                    dom.undefineFlags(
+                        libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    )
+                except libvirt.libvirtError as exc:
+                    # A driver without UEFI variables or saved states refuses those flags.
+                    if exc.get_error_code() not in (
+                        libvirt.VIR_ERR_INVALID_ARG,
+                        libvirt.VIR_ERR_NO_SUPPORT,
+                    ):
+                        raise
+                    dom.undefine()
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
