@@ -3,7 +3,11 @@ domains and their disks, state mapping, and the errors of an unreachable host.""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import socket
+import threading
 import time
 
 import pytest
@@ -123,3 +127,74 @@ def test_domains_with_three_disks(uri: str, libvirt_pool: Pool, libvirt_domains:
             assert host.domain(uuid).state == DomainState.SHUTOFF
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+class FreezingProxy:
+    """Forwards TCP connections to the daemon until frozen; then it stops moving bytes but
+    keeps the connections open, as a host that vanished from the network."""
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                self.flowing.wait()
+                dst.sendall(data)
+
+    def close(self) -> None:
+        self.flowing.set()
+        for sock in [self.listener, *self.sockets]:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def test_a_host_that_vanishes_mid_transfer_is_unreachable_after_the_keepalive(
+    libvirt_daemon: Daemon, libvirt_pool: Pool, libvirt_domains: Domains
+) -> None:
+    libvirt_daemon.require_tcp()
+    raw = libvirt_pool.path / ".big"
+    with open(raw, "wb") as handle:
+        for _ in range(64):
+            handle.write(os.urandom(MIB))
+    libvirt_pool.add("big.raw", raw)
+    uuid, _ = libvirt_domains.define(
+        [DiskSpec("vda", "raw", pool=libvirt_pool.name, volume="big.raw")]
+    )
+    proxy = FreezingProxy(16509)
+    dest = scratch_dir("frozen")
+    chunks = 0
+
+    def check() -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks == 3:
+            proxy.flowing.clear()
+
+    try:
+        with LibvirtHost(f"qemu+tcp://127.0.0.1:{proxy.port}/system", keepalive=(1, 2)) as host:
+            (vda,) = host.domain(uuid).disks
+            started = time.monotonic()
+            with pytest.raises(HostUnreachable, match="Reading disk vda"):
+                host.fetch_disk(vda, dest, check=check, progress=lambda _f: None)
+            assert time.monotonic() - started < 20
+    finally:
+        proxy.close()
+        shutil.rmtree(dest, ignore_errors=True)

@@ -9,6 +9,7 @@ a domain that is gone, ComputeError with libvirt's reason otherwise.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,17 +47,32 @@ _LOST_CONNECTION = frozenset(
     if code is not None
 )
 _SHUTOFF_STATES = frozenset({libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED})
-_quiet_lock = threading.Lock()
-_quiet = False
+_setup_lock = threading.Lock()
+_registered = False
+_loop_pid: int | None = None
+# virsh's defaults: a peer silent for about 30 s is taken as gone.
+KEEPALIVE = (5, 6)
 
 
-def _silence_libvirt() -> None:
-    # libvirt prints every error on stderr by default; ours are raised as exceptions instead.
-    global _quiet
-    with _quiet_lock:
-        if not _quiet:
+def _prepare_libvirt() -> None:
+    """Once per process: silence libvirt's own printing of errors (they are raised as
+    exceptions) and run its event loop in a daemon thread, which keepalive needs: without
+    it, a host that vanishes mid-transfer (powered off, network cut) leaves a read blocked
+    forever. After a fork the child starts its own loop thread."""
+    global _registered, _loop_pid
+    with _setup_lock:
+        if not _registered:
             libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-            _quiet = True
+            libvirt.virEventRegisterDefaultImpl()
+            _registered = True
+        if _loop_pid != os.getpid():
+            threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+            _loop_pid = os.getpid()
+
+
+def _run_event_loop() -> None:
+    while True:
+        libvirt.virEventRunDefaultImpl()
 
 
 class LibvirtHost:
@@ -64,7 +80,9 @@ class LibvirtHost:
 
     ``virt_type`` forces the domain type of new domains (``kvm`` or ``qemu``); by default KVM
     is used when the host offers a KVM that can run guests, TCG otherwise. ``qemu_limits``
-    bound the local qemu-img runs that join fetched layers.
+    bound the local qemu-img runs that join fetched layers. ``keepalive`` is ``(interval,
+    count)``: after ``interval * (count + 1)`` seconds without an answer the connection is
+    closed and the call waiting on it fails with HostUnreachable.
     """
 
     def __init__(
@@ -73,8 +91,10 @@ class LibvirtHost:
         *,
         virt_type: str | None = None,
         qemu_limits: Limits = DEFAULT_LIMITS,
+        keepalive: tuple[int, int] | None = KEEPALIVE,
     ) -> None:
         self.uri = uri
+        self.keepalive = keepalive
         self.virt_type = virt_type
         self.qemu_limits = qemu_limits
         self._conn: Any = None
@@ -96,11 +116,15 @@ class LibvirtHost:
 
     def open(self) -> None:
         """Connect; raises HostUnreachable with libvirt's reason when that fails."""
-        _silence_libvirt()
+        _prepare_libvirt()
         try:
             self._conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
             raise HostUnreachable(f"Cannot connect to {self.uri}: {_message(exc)}") from None
+        if self.keepalive is not None:
+            # Drivers without a daemon (test://) have no keepalive: nothing to lose there.
+            with contextlib.suppress(libvirt.libvirtError):
+                self._conn.setKeepAlive(*self.keepalive)
 
     def close(self) -> None:
         """Close the connection (idempotent; errors closing a dead connection are ignored)."""
