@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     gc_interval_seconds: int = Field(default=3600, ge=1)
     # Compute hosts: how often each host's domains are read again.
     host_sync_seconds: int = Field(default=60, ge=5)
+    # …and how long a VM's graceful shutdown may take before it is forced off.
+    host_shutdown_seconds: int = Field(default=60, ge=0)
     # Fault injection for the crash tests only: the process kills itself at this step
     # (hostimage.crashpoints).
     crash_at: str | None = None

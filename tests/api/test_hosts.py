@@ -315,3 +315,28 @@ def test_creating_a_vm_on_an_unknown_host_is_refused(flat_world: World) -> None:
         },
     )
     assert r.status_code == 400 and r.json()["code"] == "unknown_host", r.text
+
+
+def test_a_found_server_is_given_to_the_project_that_uses_it(
+    flat_world: World, node: Node
+) -> None:
+    w = flat_world
+    host = add_host(w, node)
+    w.worker.drain()
+    web = servers_of(w.admin, host["id"])["web-template"]
+    member_b = w.add_user("mem-b", "member", "p0b")
+    assert member_b.get(f"/servers/{web['id']}").status_code == 404
+    # A member cannot move servers; the sysadmin can.
+    member_a = w.add_user("mem-a", "member", "p0a")
+    r = member_a.post(f"/servers/{web['id']}/change-project", {"project_id": w.projects["p0b"]})
+    assert r.status_code == 403, r.text
+    r = w.admin.post(f"/servers/{web['id']}/change-project", {"project_id": "nope"})
+    assert r.status_code == 400 and r.json()["code"] == "unknown_project"
+    r = w.admin.post(f"/servers/{web['id']}/change-project", {"project_id": w.projects["p0b"]})
+    assert r.status_code == 200 and r.json()["project_id"] == w.projects["p0b"], r.text
+    assert member_b.get(f"/servers/{web['id']}").json()["name"] == "web-template"
+    # Later syncs keep the project it was given.
+    sync(w, host["id"])
+    assert servers_of(w.admin, host["id"])["web-template"]["project_id"] == w.projects["p0b"]
+    logs = w.admin.get("/logs", params={"obj_type": "server", "scope": "system"}).json()
+    assert any(e["action"] == "change_project" for e in logs["items"]), logs

@@ -35,9 +35,6 @@ from hostimage.services.limits import ensure_room
 from hostimage.services.runtime import Runtime, TaskRun
 from hostimage.services.servers import of_server
 
-# How long a graceful shutdown may take before the domain is destroyed.
-SHUTDOWN_SECONDS = 60.0
-
 
 def _partial(path: Path, run: TaskRun) -> Path:
     return path.with_name(f"{path.name}.{run.claim.short}.part")
@@ -247,12 +244,12 @@ def _publish(
                     server.status, server.updated_at = ServerStatus.RUNNING.value, utcnow()
 
 
-def remove_libvirt_vm(uri: str, domain: str | None, volumes: list[VolumeRef]) -> None:
+def remove_libvirt_vm(rt: Runtime, uri: str, domain: str | None, volumes: list[VolumeRef]) -> None:
     """Undefine a domain the service defined and delete the volumes it created (stopping the
     domain first if it runs); what is already gone is fine."""
     with LibvirtHost(uri) as host:
         if domain:
-            host.stop(domain, timeout=SHUTDOWN_SECONDS)
+            host.stop(domain, timeout=rt.shutdown_seconds)
             host.undefine(domain)
         for ref in volumes:
             host.delete_volume(ref)
@@ -275,7 +272,7 @@ def fail_create(run: TaskRun, server_id: str, reason: str) -> None:
         )
     if host is not None:
         refs = [VolumeRef(host.storage_pool, volume_name(server_id, i), "") for i in indexes]
-        remove_libvirt_vm(host.uri, domain_uuid(server_id), refs)
+        remove_libvirt_vm(run.rt, host.uri, domain_uuid(server_id), refs)
     with run.write() as session:
         rels = (
             []
@@ -339,7 +336,7 @@ def delete_disk_files(rt: Runtime, paths: list[str]) -> None:
 
 def run_power(run: TaskRun, server_id: str, start: bool) -> None:
     """Start a libvirt server's domain, or shut it down gracefully (destroyed after
-    :data:`SHUTDOWN_SECONDS`); the server then shows the domain's state."""
+    the runtime's ``shutdown_seconds``); the server then shows the domain's state."""
     with run.rt.factory() as session:
         server = session.get(Server, server_id)
         host = session.get(Host, server.host_id) if server is not None else None
@@ -350,7 +347,7 @@ def run_power(run: TaskRun, server_id: str, start: bool) -> None:
         if start:
             conn.start(domain)
         else:
-            conn.stop(domain, timeout=SHUTDOWN_SECONDS)
+            conn.stop(domain, timeout=run.rt.shutdown_seconds)
         state = conn.domain(domain).state
     with run.write() as session:
         server = session.get(Server, server_id)

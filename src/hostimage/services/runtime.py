@@ -28,6 +28,8 @@ class Runtime:
     parallelism: int = 3
     qemu_limits: Limits = field(default_factory=Limits)
     gc_grace_hours: float = 24.0
+    # libvirt hosts: how long a graceful shutdown may take before the domain is destroyed.
+    shutdown_seconds: float = 60.0
 
     def disk_path(self, relative: str) -> Path:
         """The absolute path of a server disk; relative paths never leave ``disks_dir``."""
@@ -105,4 +107,5 @@ def runtime_from_settings(
             timeout_seconds=float(settings.qemu_timeout_seconds),
         ),
         gc_grace_hours=settings.gc_grace_hours,
+        shutdown_seconds=float(settings.host_shutdown_seconds),
     )

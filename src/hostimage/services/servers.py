@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from hostimage.compute.model import DomainNotFound, DomainState
 from hostimage.db.base import new_id, utcnow
 from hostimage.db.engine import begin_write
-from hostimage.db.models import Host, HostImage, Image, Server, ServerDisk
+from hostimage.db.models import Host, HostImage, Image, Project, Server, ServerDisk
 from hostimage.db.queue import enqueue, pending_for
 from hostimage.db.scoping import server_view_filter, server_visible, visible
 from hostimage.domain.formats import resolve_drivers
 from hostimage.domain.naming import sub_image_name
-from hostimage.domain.permissions import Action, authorize
+from hostimage.domain.permissions import Action, authorize, authorize_change_project
 from hostimage.domain.sharing import Owner
 from hostimage.domain.status import ImageStatus, ServerStatus
 from hostimage.domain.tenancy import View
@@ -411,6 +411,39 @@ def delete_server(session: Session, ctx: RequestContext, server_id: str) -> dict
     session.delete(server)
     session.commit()
     return {"task_id": task_id}
+
+
+def change_project(
+    session: Session, ctx: RequestContext, server_id: str, project_id: str
+) -> dict[str, Any]:
+    """Move a server to another project: a domain found on a host starts in the host's
+    project, and an administrator gives it to the project that uses it. Sysadmin anywhere,
+    domain admin within its domain (as for host images, F5); 409 while it is being created
+    or saved."""
+    server = _visible_server(session, ctx, server_id, lock=True)
+    target = session.get(Project, project_id)
+    with oplog.refusals_logged(session, ctx, of_server(server), "change_project"):
+        owner = Owner(server.domain_id, server.project_id)
+        if target is None:
+            authorize(ctx.principal, Action.CHANGE_PROJECT, owner)
+            raise Invalid(f"Unknown project {project_id}.", code="unknown_project")
+        authorize_change_project(ctx.principal, owner, Owner(target.domain_id, target.id))
+        if server.status in (ServerStatus.CREATING, ServerStatus.SAVING):
+            raise Conflict(f"The server is {server.status}; wait for it.", code="bad_status")
+    if target.id == server.project_id:
+        session.rollback()
+        return get_server(session, ctx, server_id)
+    old = server.project_id
+    server.project_id, server.domain_id, server.updated_at = target.id, target.domain_id, utcnow()
+    oplog.record(
+        session,
+        ctx,
+        of_server(server),
+        "change_project",
+        notes={"changes": {"project_id": [old, target.id]}},
+    )
+    session.commit()
+    return get_server(session, ctx, server_id)
 
 
 def refresh_state(session: Session, ctx: RequestContext, server_id: str) -> None:

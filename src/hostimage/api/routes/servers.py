@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hostimage.api.deps import Run
 from hostimage.api.schemas.common import Offset
+from hostimage.api.schemas.host_images import ChangeProjectBody
 from hostimage.api.schemas.servers import (
     SaveAccepted,
     SaveBody,
@@ -88,6 +89,11 @@ async def start(server_id: str, run: Run) -> dict[str, Any]:
 @router.post("/{server_id}/stop", response_model=ServerPower)
 async def stop(server_id: str, run: Run) -> dict[str, Any]:
     return await run(servers.set_power, server_id, start=False)
+
+
+@router.post("/{server_id}/change-project", response_model=ServerOut)
+async def change_project(server_id: str, body: ChangeProjectBody, run: Run) -> dict[str, Any]:
+    return await run(servers.change_project, server_id, body.project_id)
 
 
 @router.post("/{server_id}/save-host-image", response_model=SaveAccepted, status_code=202)

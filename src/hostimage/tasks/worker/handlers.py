@@ -95,7 +95,7 @@ def _delete_server_disks(run: TaskRun) -> None:
     # Also the volumes an unfinished build may have left under the server's names.
     sid, pool = payload["server_id"], payload["pool"]
     refs += [VolumeRef(pool, volume_name(sid, i), "") for i in range(payload["disks"])]
-    remove_libvirt_vm(payload["uri"], payload.get("domain") or domain_uuid(sid), refs)
+    remove_libvirt_vm(run.rt, payload["uri"], payload.get("domain") or domain_uuid(sid), refs)
 
 
 def _sync(run: TaskRun) -> None:
