@@ -179,22 +179,27 @@ def test_non_volume_disk_is_refused_over_tcp_and_read_locally(
     assert fmt_b == "qcow2" and same_content(got_b, "qcow2", top, "qcow2")
 
 
-def test_block_and_network_disks_are_refused(
-    libvirt_daemon: Daemon, libvirt_domains: Domains, outside: Path
+def test_block_network_and_missing_volume_disks_are_refused(
+    libvirt_daemon: Daemon, libvirt_pool: Pool, libvirt_domains: Domains, outside: Path
 ) -> None:
     uuid, _ = libvirt_domains.define(
         [
             DiskSpec("vda", "raw", path="/dev/null", kind="block"),
             DiskSpec("vdb", "raw", kind="network"),
+            DiskSpec("vdc", "raw", pool=libvirt_pool.name, volume="gone.raw"),
         ]
     )
     with LibvirtHost(libvirt_daemon.uri) as host:
-        vda, vdb = host.domain(uuid).disks
-        assert (vda.kind, vdb.kind) == ("block", "network")
-        with pytest.raises(DiskNotReadable, match="block device /dev/null"):
-            host.fetch_disk(vda, outside, check=lambda: None, progress=lambda _f: None)
-        with pytest.raises(DiskNotReadable, match="network disk"):
-            host.fetch_disk(vdb, outside, check=lambda: None, progress=lambda _f: None)
+        vda, vdb, vdc = host.domain(uuid).disks
+        assert (vda.kind, vdb.kind, vdc.kind) == ("block", "network", "volume")
+        assert (vdc.size, vdc.pool, vdc.volume) == (None, libvirt_pool.name, "gone.raw")
+        for disk, reason in (
+            (vda, "block device /dev/null"),
+            (vdb, "network disk"),
+            (vdc, f"volume gone.raw of pool {libvirt_pool.name} is not found"),
+        ):
+            with pytest.raises(DiskNotReadable, match=reason):
+                host.fetch_disk(disk, outside, check=lambda: None, progress=lambda _f: None)
 
 
 def test_check_aborts_the_stream_and_the_connection_stays_usable(

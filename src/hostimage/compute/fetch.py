@@ -121,6 +121,11 @@ def _fetch_direct(
     label = f"Disk {disk.target}"
     if disk.kind == "network":
         raise DiskNotReadable(f"{label} is a network disk, which the service does not read.")
+    if disk.kind == "volume":
+        raise DiskNotReadable(
+            f"{label}: volume {disk.volume} of pool {disk.pool} is not found on {host.where} "
+            "(or its pool is not active)."
+        )
     if disk.kind not in ("file", "block") or not disk.path:
         raise DiskNotReadable(f"{label} ({disk.kind}) has no file the service can read.")
     if disk.kind == "block":

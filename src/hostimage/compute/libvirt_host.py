@@ -222,7 +222,7 @@ class LibvirtHost:
 
     def _disk(self, dom: Any, disk: domain_xml.DiskXml) -> DomainDisk:
         vol = self.volume_for(disk.kind, disk.path, disk.pool, disk.volume)
-        path, pool, volume, size = disk.path, None, None, None
+        path, pool, volume, size = disk.path, disk.pool, disk.volume, None
         if vol is not None:
             path = vol.path()
             pool = vol.storagePoolLookupByVolume().name()
