@@ -158,7 +158,7 @@ def test_define_start_stop_undefine(
         assert host.domain(first.uuid).state == DomainState.RUNNING
         started = time.monotonic()
         host.stop(first.uuid, timeout=1.0)  # nothing answers ACPI: destroyed after the timeout
-        assert 1.0 <= time.monotonic() - started < 10
+        assert 1.0 <= time.monotonic() - started < 30
         assert host.domain(first.uuid).state == DomainState.SHUTOFF
         host.stop(first.uuid, timeout=1.0)
         host.start(first.uuid)
