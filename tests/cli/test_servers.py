@@ -23,6 +23,16 @@ def test_save_image_from_a_server(tenant: Tenant) -> None:
     assert vm["status"] == "ready"
     assert [d["size"] for d in vm["disks"]] == [16 << 20, 8 << 20]
     assert [s["id"] for s in member.json("server", "list", "--name", name)["items"]] == [vm["id"]]
+    # The built-in inventory is a host: a HOST column, a --host filter and the host in show.
+    assert (vm["host_id"], vm["external_id"], vm["created_here"]) == ("builtin", None, True)
+    lines = member("server", "list", "--name", name, "--host", "builtin").stdout.splitlines()
+    assert lines[0].split()[:4] == ["ID", "NAME", "HOST", "STATUS"]
+    assert lines[2].split()[:4] == [vm["id"], name, "builtin", "ready"]
+    shown = member("server", "show", name).stdout
+    assert "Host          builtin" in shown and "Created here  yes" in shown
+    assert shown.split("Disks\n", 1)[1].split("\n")[0].split() == [
+        "INDEX", "SIZE", "FORMAT", "FROM", "IMAGE"
+    ]  # fmt: skip
     assert "is running" in member("server", "start", name).stdout
     refused = member("server", "save-image", name, "--name", unique("saved"), expect=1)
     assert "(409 server_not_stopped)" in refused.stderr
@@ -106,3 +116,13 @@ def test_a_static_address_is_checked_when_the_server_is_asked_for(tenant: Tenant
         "server", "create", unique("vm"), "--disk", "8M", "--address", "10.0.0.5/24", expect=1
     )
     assert "(400 no_os)" in r.stderr  # a blank disk has nowhere to write it
+
+
+def test_host_options_are_checked_before_asking(tenant: Tenant) -> None:
+    member = tenant.member
+    r = member("server", "create", unique("vm"), "--disk", "8M", "--memory", "1T", expect=2)
+    assert "--memory '1T': give a size" in r.stderr
+    r = member("server", "create", unique("vm"), "--disk", "8M", "--vcpus", "0", expect=2)
+    assert "--vcpus" in r.stderr
+    r = member("server", "list", "--host", unique("nohost"), expect=1)
+    assert "no host named" in r.stderr
