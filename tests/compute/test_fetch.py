@@ -3,6 +3,7 @@ disks the driver must refuse. Every result is compared with the original as a gu
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import shutil
 from collections.abc import Iterator
@@ -80,7 +81,7 @@ def test_fetch_raw_and_qcow2_volumes(
     )
     # A large hole at the end: the download keeps it a hole.
     with open(sys_raw, "r+b") as handle:
-        handle.truncate(256 * MIB)
+        handle.truncate(128 * MIB)
     data = make_ext4(pool.path / ".d", {"data.bin": bytes(range(256)) * 4096}, 16 * MIB)
     data_q = pool.add("data.qcow2", to_qcow2(data, pool.path / ".d.qcow2"))
     data.unlink()
@@ -93,13 +94,13 @@ def test_fetch_raw_and_qcow2_volumes(
     )
     with LibvirtHost(uri) as host:
         vda, vdb = host.domain(uuid).disks
-        assert vda.size == 256 * MIB
+        assert vda.size == 128 * MIB
         got_a, fmt_a = _fetch(host, vda, outside / "a")
         got_b, fmt_b = _fetch(host, vdb, outside / "b")
     assert (got_a.name, fmt_a) == ("vda.raw", "raw")
     assert (got_b.name, fmt_b) == ("vdb.qcow2", "qcow2")
-    assert got_a.read_bytes() == sys_raw.read_bytes()
-    assert got_b.read_bytes() == data_q.read_bytes()  # a single layer comes as it is stored
+    assert filecmp.cmp(got_a, sys_raw, shallow=False)
+    assert filecmp.cmp(got_b, data_q, shallow=False)  # a single layer comes as it is stored
     assert got_a.stat().st_blocks * 512 < 40 * MIB  # sparse
     assert {p.name: _digest(p) for p in (sys_raw, data_q)} == before  # read-only
 
@@ -219,4 +220,4 @@ def test_check_aborts_the_stream_and_the_connection_stays_usable(
             host.fetch_disk(vda, outside / "x", check=rec.check, progress=rec.progress)
         assert rec.checks == 6
         got, _ = _fetch(host, vda, outside / "y")
-    assert got.read_bytes() == (pool.path / "big.raw").read_bytes()
+    assert filecmp.cmp(got, pool.path / "big.raw", shallow=False)
