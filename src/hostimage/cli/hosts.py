@@ -90,7 +90,8 @@ def list_table(doc: dict[str, Any]) -> None:
             )
             for h in doc["items"]
         ],
-        optional=("SYNCED", "NETWORK"),
+        # URIs never wrap: on a narrow terminal the URI goes too (``host show`` has it).
+        optional=("SYNCED", "NETWORK", "URI"),
     )
     shown, total, offset = len(doc["items"]), doc["total"], doc.get("offset", 0)
     if shown < total:
