@@ -261,6 +261,8 @@ def update_host(
     the host synced again; servers already found keep their projects."""
     authorize_manage_hosts(ctx.principal)
     uri = _check_uri(spec.uri) if spec.uri is not None else None
+    _host_row(session, host_id)  # refuse an unknown host before waiting for a new URI
+    session.rollback()
     found = probe(uri) if uri is not None else None
     begin_write(session)
     host = _host_row(session, host_id, lock=True)

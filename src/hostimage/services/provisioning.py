@@ -20,7 +20,13 @@ from sqlalchemy import select, update
 
 from hostimage import crashpoints
 from hostimage.compute.libvirt_host import LibvirtHost
-from hostimage.compute.model import ComputeError, DomainState, NewDomain, VolumeRef
+from hostimage.compute.model import (
+    ComputeError,
+    DomainNotFound,
+    DomainState,
+    NewDomain,
+    VolumeRef,
+)
 from hostimage.db.base import utcnow
 from hostimage.db.models import Host, HostImage, Image, Server, ServerDisk, Task
 from hostimage.db.queue import ClaimLost
@@ -249,7 +255,9 @@ def remove_libvirt_vm(rt: Runtime, uri: str, domain: str | None, volumes: list[V
     domain first if it runs); what is already gone is fine."""
     with LibvirtHost(uri) as host:
         if domain:
-            host.stop(domain, timeout=rt.shutdown_seconds)
+            # A build that failed before defining it, or a domain undefined by hand: gone.
+            with contextlib.suppress(DomainNotFound):
+                host.stop(domain, timeout=rt.shutdown_seconds)
             host.undefine(domain)
         for ref in volumes:
             host.delete_volume(ref)
@@ -343,15 +351,23 @@ def run_power(run: TaskRun, server_id: str, start: bool) -> None:
         if server is None or host is None or not server.external_id:
             return
         uri, domain = host.uri, server.external_id
+    state: DomainState | None
     with LibvirtHost(uri) as conn:
-        if start:
-            conn.start(domain)
-        else:
-            conn.stop(domain, timeout=run.rt.shutdown_seconds)
-        state = conn.domain(domain).state
+        try:
+            if start:
+                conn.start(domain)
+            else:
+                conn.stop(domain, timeout=run.rt.shutdown_seconds)
+            state = conn.domain(domain).state
+        except DomainNotFound:
+            state = None
     with run.write() as session:
         server = session.get(Server, server_id)
         if server is None or server.status not in (ServerStatus.READY, ServerStatus.RUNNING):
+            return
+        if state is None:
+            server.status, server.updated_at = ServerStatus.MISSING.value, utcnow()
+            server.status_reason = "The domain is no longer defined on its host."
             return
         want = ServerStatus.READY if state == DomainState.SHUTOFF else ServerStatus.RUNNING
         if server.status != want:
