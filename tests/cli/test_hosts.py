@@ -359,3 +359,18 @@ def test_golden_host_and_server_views(admin: Cli, tenant: Tenant, node: Node) ->
     golden("host_show", normalise(admin("host", "show", name).stdout, names))
     web = servers_of(admin, name)["web-template"]
     golden("server_show_found", normalise(tenant.member("server", "show", web["id"]).stdout, names))
+
+
+def test_a_found_server_changes_project(admin: Cli, tenant: Tenant, node: Node) -> None:
+    name = unique("kvm")
+    add(admin, name, node.uri, tenant.project)
+    admin("host", "sync", name, "--wait")
+    web = servers_of(tenant.member, name)["web-template"]
+    other = unique("proj")
+    other_id = admin.json("project", "create", other)["id"]
+    r = tenant.member("server", "change-project", web["id"], "--project", other_id, expect=1)
+    assert "forbidden" in r.stderr, r.stderr
+    r = admin("server", "change-project", "web-template", "--project", other)
+    assert f"Moved server web-template ({web['id']}) to project {other}." in r.stdout
+    assert admin.json("server", "show", web["id"])["project_id"] != tenant.project_id
+    assert "web-template" not in servers_of(tenant.member, name)

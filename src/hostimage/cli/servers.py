@@ -380,6 +380,34 @@ def server_delete(servers: ServersArg, yes: YesOpt = False, wait: WaitOpt = Fals
     exit_with(code)
 
 
+@command(server_app, "change-project")
+def server_change_project(
+    servers: ServersArg,
+    project: Annotated[
+        str, typer.Option("--project", "-p", help="Target project (id, name or DOMAIN/NAME).")
+    ],
+) -> None:
+    """Move servers to another project: a VM found on a host starts in the host's project
+    and is given to the project that uses it (system or domain administrators)."""
+    target = resolve.project(project)
+    body = {"project_id": target["id"]}
+    shown = target["name"] or target["id"]
+    ids = [resolve.server(s) for s in servers]
+    if len(ids) == 1:
+        doc = api().post(f"/servers/{ids[0]}/change-project", body)
+        emit(
+            doc,
+            output(),
+            lambda s: echo(f"Moved server {s['name']} ({s['id']}) to project {shown}."),
+        )
+        return
+    results = [
+        item_result(i, functools.partial(api().post, f"/servers/{i}/change-project", body))
+        for i in ids
+    ]
+    exit_with(report_results(results, verb="moved"))
+
+
 @command(server_app, "save-image")
 def server_save_image(
     server: ServerArg,
