@@ -15,6 +15,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'system/domains', name: 'domains', component: () => import('./pages/admin/DomainsPage.vue'), meta: { menu: 'domains' } },
       { path: 'system/projects', name: 'projects', component: () => import('./pages/admin/ProjectsPage.vue'), meta: { menu: 'projects' } },
       { path: 'system/users', name: 'users', component: () => import('./pages/admin/UsersPage.vue'), meta: { menu: 'users' } },
+      { path: 'system/hosts', name: 'hosts', component: () => import('./pages/admin/HostsPage.vue'), meta: { menu: 'hosts' } },
       { path: 'system/settings', name: 'settings', component: () => import('./pages/admin/SettingsPage.vue'), meta: { menu: 'settings' } },
     ],
   },

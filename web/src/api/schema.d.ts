@@ -543,6 +543,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Hosts */
+        get: operations["list_hosts_api_v1_hosts_get"];
+        put?: never;
+        /** Add */
+        post: operations["add_api_v1_hosts_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/hosts/{host_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get */
+        get: operations["get_api_v1_hosts__host_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete */
+        delete: operations["delete_api_v1_hosts__host_id__delete"];
+        options?: never;
+        head?: never;
+        /** Patch */
+        patch: operations["patch_api_v1_hosts__host_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/hosts/{host_id}/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sync */
+        post: operations["sync_api_v1_hosts__host_id__sync_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks": {
         parameters: {
             query?: never;
@@ -963,6 +1017,104 @@ export interface components {
             /** Protected */
             protected?: boolean;
         };
+        /** HostIn */
+        HostIn: {
+            /** Name */
+            name: string;
+            /**
+             * Driver
+             * @default libvirt
+             * @constant
+             */
+            driver: "libvirt";
+            /**
+             * Uri
+             * @description A libvirt URI: qemu:///system, qemu+ssh://user@host/system, qemu+tcp://host/system…
+             */
+            uri: string;
+            /**
+             * Project Id
+             * @description Owner of the domains found on the host.
+             */
+            project_id: string;
+            /**
+             * Storage Pool
+             * @description The pool new VMs' volumes are created in.
+             */
+            storage_pool: string;
+            /**
+             * Network
+             * @description The libvirt network new VMs' NIC joins; none gives user-mode networking.
+             */
+            network?: string | null;
+        };
+        /** HostList */
+        HostList: {
+            /** Items */
+            items: components["schemas"]["HostOut"][];
+            /** Total */
+            total: number;
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+        };
+        /**
+         * HostOut
+         * @description A host. Users other than system administrators see only ``id``, ``name``,
+         *     ``driver`` and ``status`` (the rest is null).
+         */
+        HostOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Driver */
+            driver: string;
+            /** Uri */
+            uri: string | null;
+            /** Domain Id */
+            domain_id: string | null;
+            /** Project Id */
+            project_id: string | null;
+            /** Storage Pool */
+            storage_pool: string | null;
+            /** Network */
+            network: string | null;
+            /** Status */
+            status: string;
+            /** Status Reason */
+            status_reason: string | null;
+            versions: components["schemas"]["HostVersions"] | null;
+            /** Servers */
+            servers: number | null;
+            /** Synced At */
+            synced_at: string | null;
+            /** Created At */
+            created_at: string | null;
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /** HostPatch */
+        HostPatch: {
+            /** Name */
+            name?: string | null;
+            /** Uri */
+            uri?: string | null;
+            /** Project Id */
+            project_id?: string | null;
+            /** Storage Pool */
+            storage_pool?: string | null;
+            /** Network */
+            network?: string | null;
+        };
+        /** HostVersions */
+        HostVersions: {
+            /** Libvirt */
+            libvirt?: string | null;
+            /** Hypervisor */
+            hypervisor?: string | null;
+        };
         /** ImageDeleteAccepted */
         ImageDeleteAccepted: {
             /** Task Id */
@@ -1262,6 +1414,18 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+            /** Host Id */
+            host_id: string;
+            /**
+             * External Id
+             * @description The domain's UUID on a libvirt host.
+             */
+            external_id: string | null;
+            /**
+             * Created Here
+             * @description False for a domain found on a host: the service never changes or deletes it.
+             */
+            created_here: boolean;
             /** Status */
             status: string;
             /** Status Reason */
@@ -1299,17 +1463,32 @@ export interface components {
         };
         /** ServerDeleteAccepted */
         ServerDeleteAccepted: {
-            /** Task Id */
-            task_id: string;
+            /**
+             * Task Id
+             * @description The task removing its disks; null when nothing is left to remove (a server whose domain is gone).
+             */
+            task_id: string | null;
         };
         /** ServerDiskOut */
         ServerDiskOut: {
             /** Index */
             index: number;
-            /** Size */
+            /**
+             * Target
+             * @description The disk's target on its domain (vda, sdb…).
+             */
+            target: string | null;
+            /**
+             * Size
+             * @description Virtual size in bytes.
+             */
             size: number;
             /** Format */
             format: string;
+            /** Pool */
+            pool: string | null;
+            /** Volume */
+            volume: string | null;
             /** Source Image Id */
             source_image_id: string | null;
         };
@@ -1347,6 +1526,30 @@ export interface components {
             os_type?: components["schemas"]["OsType"] | null;
             /** @description A static address for the first interface; without it the image's network configs are reset to DHCP. */
             network?: components["schemas"]["NetworkIn"] | null;
+            /**
+             * Host Id
+             * @description Where the VM is created: builtin, or a libvirt host's id.
+             * @default builtin
+             */
+            host_id: string;
+            /**
+             * Start
+             * @description Start the VM once it is created.
+             * @default false
+             */
+            start: boolean;
+            /**
+             * Vcpus
+             * @description libvirt hosts: virtual CPUs.
+             * @default 1
+             */
+            vcpus: number;
+            /**
+             * Memory Mb
+             * @description libvirt hosts: memory in MiB.
+             * @default 1024
+             */
+            memory_mb: number;
         };
         /** ServerList */
         ServerList: {
@@ -1365,6 +1568,18 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+            /** Host Id */
+            host_id: string;
+            /**
+             * External Id
+             * @description The domain's UUID on a libvirt host.
+             */
+            external_id: string | null;
+            /**
+             * Created Here
+             * @description False for a domain found on a host: the service never changes or deletes it.
+             */
+            created_here: boolean;
             /** Status */
             status: string;
             /** Status Reason */
@@ -1397,6 +1612,59 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** ServerPower */
+        ServerPower: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Host Id */
+            host_id: string;
+            /**
+             * External Id
+             * @description The domain's UUID on a libvirt host.
+             */
+            external_id: string | null;
+            /**
+             * Created Here
+             * @description False for a domain found on a host: the service never changes or deletes it.
+             */
+            created_here: boolean;
+            /** Status */
+            status: string;
+            /** Status Reason */
+            status_reason: string | null;
+            /** Domain Id */
+            domain_id: string;
+            /** Project Id */
+            project_id: string;
+            /** Os Type */
+            os_type: string | null;
+            /** Hostname */
+            hostname: string | null;
+            /** Login User */
+            login_user: string | null;
+            /** Disk Driver */
+            disk_driver: string | null;
+            /** Net Driver */
+            net_driver: string | null;
+            /** Host Image Id */
+            host_image_id: string | null;
+            /** Disks */
+            disks: components["schemas"]["ServerDiskOut"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Task Id */
+            task_id?: string | null;
         };
         /** SettingsOut */
         SettingsOut: {
@@ -1482,6 +1750,11 @@ export interface components {
         SwitchBody: {
             /** Project Id */
             project_id: string;
+        };
+        /** SyncAccepted */
+        SyncAccepted: {
+            /** Task Id */
+            task_id: string;
         };
         /** TaskList */
         TaskList: {
@@ -2885,6 +3158,7 @@ export interface operations {
                 offset?: number;
                 name?: string | null;
                 status?: string | null;
+                host_id?: string | null;
             };
             header?: never;
             path?: never;
@@ -3024,7 +3298,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ServerOut"];
+                    "application/json": components["schemas"]["ServerPower"];
                 };
             };
             /** @description Validation Error */
@@ -3055,7 +3329,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ServerOut"];
+                    "application/json": components["schemas"]["ServerPower"];
                 };
             };
             /** @description Validation Error */
@@ -3091,6 +3365,197 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SaveAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_hosts_api_v1_hosts_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_api_v1_hosts_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_api_v1_hosts__host_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_api_v1_hosts__host_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_api_v1_hosts__host_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HostPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    sync_api_v1_hosts__host_id__sync_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                host_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncAccepted"];
                 };
             };
             /** @description Validation Error */
