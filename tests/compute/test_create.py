@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,10 @@ def test_create_volume_refuses_a_taken_name_and_cleans_up_after_failure(
         )
         host.delete_volume(VolumeRef(libvirt_pool.name, "a", "/elsewhere/a"))
         assert Path(other.path).exists()
+        # Named without a path: the volume of that name in the pool (what a retried or
+        # failed build removes before it knows the path).
+        host.delete_volume(VolumeRef(libvirt_pool.name, "a", ""))
+        assert not Path(other.path).exists()
 
 
 def _spec(pool: Pool, refs: tuple[VolumeRef, ...], **kw: object) -> NewDomain:
@@ -145,6 +150,12 @@ def test_define_start_stop_undefine(
         second = host.define_domain(spec)
         libvirt_domains.adopt(second.uuid)
         assert (first.name, second.name) == (spec.name, f"{spec.name}-2")
+        # A fixed UUID (the server's id) is the domain's.
+        fixed = "0f3c2a4b-5d6e-4f70-8192-a3b4c5d6e7f8"
+        third = host.define_domain(replace(spec, name=f"{spec.name}-fixed", uuid=fixed))
+        libvirt_domains.adopt(third.uuid)
+        assert third.uuid == fixed
+        host.undefine(fixed)
         assert first.state == DomainState.SHUTOFF
         assert first.metadata == {"server_id": "srv-1"}
         assert [(d.target, d.kind, d.format, d.volume, d.size) for d in first.disks] == [

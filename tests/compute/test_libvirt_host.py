@@ -48,7 +48,7 @@ def test_is_local(uri: str, local: bool) -> None:
 
 def test_unreachable_uri() -> None:
     started = time.monotonic()
-    with pytest.raises(HostUnreachable, match=r"Cannot connect to qemu\+tcp://127.0.0.1:1/system"):
+    with pytest.raises(HostUnreachable, match=r"Cannot connect to 127\.0\.0\.1: "):
         LibvirtHost("qemu+tcp://127.0.0.1:1/system").__enter__()
     assert time.monotonic() - started < 10
     with pytest.raises(HostUnreachable, match="Cannot connect"):

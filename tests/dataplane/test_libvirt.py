@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,8 @@ def test_a_vm_created_and_started_at_once(
     vm = world.admin.get(f"/servers/{vm['id']}").json()
     libvirt_domains.adopt(vm["external_id"])
     assert vm["status"] == "running", vm
+    # The domain's UUID is the server's id: a retried build finds what an earlier run made.
+    assert vm["external_id"] == str(uuidlib.UUID(vm["id"]))
     dom = conn.lookupByUUIDString(vm["external_id"])
     assert dom.isActive() and dom.name() != taken_name and dom.name().startswith(taken_name)
     assert [d["size"] for d in vm["disks"]] == [16 * MiB, 8 * MiB]
@@ -326,8 +329,13 @@ def test_disks_that_are_not_volumes_are_refused_on_remote_hosts(
         # The same domain through the local URI: read as a local file.
         local = _register(world, libvirt_daemon.uri, libvirt_pool)
         server = _server(world.admin, local["id"], name)
-        r = world.admin.post(f"/servers/{server['id']}/save-host-image", {"name": "loose-2"})
+        r = world.admin.post(
+            f"/servers/{server['id']}/save-host-image", {"name": "loose-2", "auto_start": True}
+        )
         _task_ok(world, r.json()["task_id"])
+        # auto_start: the domain itself is started once the image is saved.
+        assert world.admin.get(f"/servers/{server['id']}").json()["status"] == "running"
+        assert libvirt_domains.conn.lookupByUUIDString(uuid).isActive()
         hi = world.admin.get(f"/host-images/{r.json()['host_image_id']}").json()
         assert hi["status"] == "active", hi
         got = _download(world, hi["sub_images"][0]["id"], tmp_path / "loose.qcow2")
@@ -337,6 +345,52 @@ def test_disks_that_are_not_volumes_are_refused_on_remote_hosts(
         assert uuid in [d.UUIDString() for d in libvirt_domains.conn.listAllDomains()]
     finally:
         subprocess.run(["rm", "-rf", str(outside)], check=False)
+
+
+def test_a_vm_that_cannot_start_is_created_and_says_why(
+    world: World,
+    libvirt_daemon: Daemon,  # noqa: F811
+    libvirt_pool: Pool,  # noqa: F811
+    libvirt_domains: Domains,  # noqa: F811
+) -> None:
+    """The host's network does not exist: libvirt defines the domain (networks are checked
+    when a domain starts), starting it fails, and the server is ready with the reason."""
+    r = world.admin.post(
+        "/hosts",
+        {
+            "name": unique_name("host"),
+            "uri": libvirt_daemon.uri,
+            "project_id": world.projects["p0a"],
+            "storage_pool": libvirt_pool.name,
+            "network": "hi-test-no-such-network",
+        },
+    )
+    host = r.json()
+    world.worker.drain()
+    r = world.admin.post(
+        "/servers",
+        {
+            "name": unique_name("vm"),
+            "project_id": world.projects["p0a"],
+            "host_id": host["id"],
+            "disks": [{"size_mb": 8}],
+            "start": True,
+        },
+    )
+    assert r.status_code == 202, r.text
+    vm = r.json()
+    _task_ok(world, vm["task_id"])
+    got = world.admin.get(f"/servers/{vm['id']}").json()
+    libvirt_domains.adopt(str(uuidlib.UUID(vm["id"])))
+    assert got["status"] == "ready", got
+    assert "starting it failed" in got["status_reason"], got
+    assert "hi-test-no-such-network" in got["status_reason"], got
+    # Deleting it removes the domain (by the server's UUID) and its volumes.
+    _task_ok(world, world.admin.delete(f"/servers/{vm['id']}").json()["task_id"])
+    libvirt_pool.refresh()
+    assert [v.name() for v in libvirt_pool.pool.listAllVolumes()] == []
+    domains = [d.UUIDString() for d in libvirt_domains.conn.listAllDomains()]
+    assert str(uuidlib.UUID(vm["id"])) not in domains
 
 
 def _mk(path: Path) -> Path:

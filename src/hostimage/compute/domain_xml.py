@@ -246,6 +246,8 @@ def domain_xml(spec: NewDomain, name: str, virt_type: str, formats: list[str]) -
     ET.register_namespace(_NS_PREFIX, NAMESPACE)
     dom = ET.Element("domain", type=virt_type)
     ET.SubElement(dom, "name").text = name
+    if spec.uuid:
+        ET.SubElement(dom, "uuid").text = spec.uuid
     if spec.metadata:
         meta = ET.SubElement(ET.SubElement(dom, "metadata"), f"{{{NAMESPACE}}}domain")
         for key, value in sorted(spec.metadata.items()):

@@ -120,7 +120,7 @@ class LibvirtHost:
         try:
             self._conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
-            raise HostUnreachable(f"Cannot connect to {self.uri}: {_message(exc)}") from None
+            raise HostUnreachable(f"Cannot connect to {self.where}: {_message(exc)}") from None
         if self.keepalive is not None:
             # Drivers without a daemon (test://) have no keepalive: nothing to lose there.
             with contextlib.suppress(libvirt.libvirtError):
@@ -346,10 +346,12 @@ class LibvirtHost:
 
     def delete_volume(self, ref: VolumeRef) -> None:
         """Delete the volume; a volume (or pool) already gone is fine, and so is a volume of
-        that name whose path is no longer ``ref.path`` (it is not ours: left alone)."""
+        that name whose path is no longer ``ref.path`` (it is not ours: left alone). With an
+        empty ``ref.path`` the volume is deleted by pool and name."""
         with self._translate(f"Deleting volume {ref.name} in pool {ref.pool}"):
             vol = self.volume_for("volume", None, ref.pool, ref.name)
-            if vol is None or ref.path not in (vol.path(), vol.key()):
+            # Without a path the caller names a volume by the name it gave it.
+            if vol is None or (ref.path and ref.path not in (vol.path(), vol.key())):
                 return
             try:
                 vol.delete(0)

@@ -280,7 +280,14 @@ def fail_create(run: TaskRun, server_id: str, reason: str) -> None:
         )
     if host is not None:
         refs = [VolumeRef(host.storage_pool, volume_name(server_id, i), "") for i in indexes]
-        remove_libvirt_vm(run.rt, host.uri, domain_uuid(server_id), refs)
+        try:
+            remove_libvirt_vm(run.rt, host.uri, domain_uuid(server_id), refs)
+        except ComputeError as exc:
+            # The server still ends failed; deleting it retries until the host answers.
+            reason = (
+                f"{reason} (what the build made on the host is removed when the server is "
+                f"deleted: {exc})"
+            )
     with run.write() as session:
         rels = (
             []

@@ -120,33 +120,49 @@ def _prepare(run: TaskRun, host_image_id: str, server_id: str) -> Plan | None:
         )
 
 
+def _fetch(run: TaskRun, host: LibvirtHost, job: DiskJob, progress: _Progress) -> Local:
+    """The disk's bytes (and its backing chain's), through the host's volume streams, in
+    this run's own directory; the host's volumes are only read."""
+    assert job.remote is not None
+    run.check()
+    fetched, fmt = host.fetch_disk(
+        job.remote,
+        _work(run, job) / "fetched",
+        check=run.check,
+        progress=lambda f: progress.update(job.index, f * FETCH_SHARE),
+    )
+    return Local(fetched, fmt, FETCH_SHARE, private=True)
+
+
+@dataclass(frozen=True)
+class Local:
+    """A disk's bytes on this machine: the built-in file, or what was fetched from a host
+    (``private``: this run's own copy), and the share of the disk's progress already done."""
+
+    path: Path
+    fmt: str
+    done: float = 0.0
+    private: bool = False
+
+
+def _work(run: TaskRun, job: DiskJob) -> Path:
+    work = run.work / f"disk{job.index}"
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def _save_disk(
     run: TaskRun,
     host_image_id: str,
     job: DiskJob,
+    local: Local,
     limits: ImageLimits,
     progress: _Progress,
-    host: LibvirtHost | None,
 ) -> dict[str, Any]:
     rt = run.rt
     run.check()
-    work = run.work / f"disk{job.index}"
-    work.mkdir(parents=True, exist_ok=True)
-    share = 0.0
-    if job.remote is not None:
-        assert host is not None
-        # The disk's bytes (and its backing chain's) come through the host's volume streams,
-        # into this run's own directory; the host's volumes are only read.
-        fetched, fmt = host.fetch_disk(
-            job.remote,
-            work / "fetched",
-            check=run.check,
-            progress=lambda f: progress.update(job.index, f * FETCH_SHARE),
-        )
-        share = FETCH_SHARE
-    else:
-        assert job.source is not None
-        fetched, fmt = job.source, job.fmt
+    work = _work(run, job)
+    fetched, fmt, share = local.path, local.fmt, local.done
     source_info = inspect(fetched, fmt)
     limits.check_virtual_size(source_info.virtual_size or 0, f"Disk {job.index}")
     # Room for the compressed output (at most what qemu-img measures), and for the system
@@ -160,10 +176,13 @@ def _save_disk(
     if job.index == 0:
         # Identity is cleaned on a private raw copy: the server's own disk is never written.
         # ext file systems are edited directly; anything else goes through libguestfs.
-        copy = work / "system-copy.raw"
-        qemu_img.convert(fetched, fmt, copy, "raw", limits=rt.qemu_limits)
-        if job.remote is not None:
-            fetched.unlink(missing_ok=True)  # the copy is all that is read from here on
+        if local.private and fmt == "raw":
+            copy = fetched  # already this run's own raw copy
+        else:
+            copy = work / "system-copy.raw"
+            qemu_img.convert(fetched, fmt, copy, "raw", limits=rt.qemu_limits)
+            if local.private:
+                fetched.unlink(missing_ok=True)  # the copy is all that is read from here on
         run.check()
         report = ext4fast.clean_identity(copy) or guestfs.clean_identity(copy, "raw")
         notes["cleaned"] = asdict(report)
@@ -259,9 +278,41 @@ def _save_all(
 ) -> list[dict[str, Any]]:
     progress = _Progress(run, jobs)
     with ThreadPoolExecutor(max_workers=max(1, run.rt.parallelism)) as pool:
-        return list(
-            pool.map(lambda j: _save_disk(run, host_image_id, j, limits, progress, host), jobs)
-        )
+        if host is None:
+            return list(
+                pool.map(
+                    lambda j: _save_disk(
+                        run, host_image_id, j, Local(j.source or Path(), j.fmt), limits, progress
+                    ),
+                    jobs,
+                )
+            )
+        # The system disk, which has the longest way to go (a raw copy, identity cleaning,
+        # compression), is fetched first and alone; the others are fetched while it is
+        # worked on, each over a connection of its own.
+        if not jobs:
+            return []
+        first, rest = jobs[0], jobs[1:]
+        local = _fetch(run, host, first, progress)
+        pending = [pool.submit(_save_disk, run, host_image_id, first, local, limits, progress)]
+        pending += [
+            pool.submit(_fetch_and_save, run, host.uri, host_image_id, job, limits, progress)
+            for job in rest
+        ]
+        return [f.result() for f in pending]
+
+
+def _fetch_and_save(
+    run: TaskRun,
+    uri: str,
+    host_image_id: str,
+    job: DiskJob,
+    limits: ImageLimits,
+    progress: _Progress,
+) -> dict[str, Any]:
+    with LibvirtHost(uri) as host:
+        local = _fetch(run, host, job, progress)
+    return _save_disk(run, host_image_id, job, local, limits, progress)
 
 
 def _finish(
@@ -279,7 +330,20 @@ def _finish(
         refresh_derived(hi, subs)
         hi.updated_at = utcnow()
         if server is not None and server.status == ServerStatus.SAVING:
-            server.status = (ServerStatus.RUNNING if auto_start else ServerStatus.READY).value
+            on_host = server.host_id != "builtin"
+            server.status = (
+                ServerStatus.RUNNING if auto_start and not on_host else ServerStatus.READY
+            ).value
+            if auto_start and on_host:
+                # A libvirt domain is started by the power task, which then shows it running.
+                enqueue(
+                    session,
+                    "power_server",
+                    "server",
+                    server.id,
+                    project_id=server.project_id,
+                    payload={"start": True},
+                )
         oplog.record(
             session,
             None,

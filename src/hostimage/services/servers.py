@@ -13,14 +13,14 @@ from sqlalchemy.orm import Session
 from hostimage.compute.model import DomainNotFound, DomainState
 from hostimage.db.base import new_id, utcnow
 from hostimage.db.engine import begin_write
-from hostimage.db.models import Host, HostImage, Image, Project, Server, ServerDisk
-from hostimage.db.queue import enqueue, pending_for
+from hostimage.db.models import Host, HostImage, Image, Project, Server, ServerDisk, Task
+from hostimage.db.queue import enqueue
 from hostimage.db.scoping import server_view_filter, server_visible, visible
 from hostimage.domain.formats import resolve_drivers
 from hostimage.domain.naming import sub_image_name
 from hostimage.domain.permissions import Action, authorize, authorize_change_project
 from hostimage.domain.sharing import Owner
-from hostimage.domain.status import ImageStatus, ServerStatus
+from hostimage.domain.status import ImageStatus, ServerStatus, TaskStatus
 from hostimage.domain.tenancy import View
 from hostimage.errors import Conflict, Invalid, NotFound, ValidationFailed
 from hostimage.imaging.netconfig import StaticNetwork
@@ -308,6 +308,18 @@ def static_network(body: dict[str, Any] | None) -> dict[str, Any] | None:
 POWER_TASK = "power_server"
 
 
+def _pending_power(session: Session, server_id: str, start: bool) -> str | None:
+    """A queued or running power task of the server going the same way, if any."""
+    rows = session.execute(
+        select(Task.id, Task.payload).where(
+            Task.kind == POWER_TASK,
+            Task.target_id == server_id,
+            Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+        )
+    )
+    return next((tid for tid, payload in rows if bool((payload or {}).get("start")) == start), None)
+
+
 def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool) -> dict[str, Any]:
     """Start (ready → running) or stop (running → ready) a server; 409 from other states.
     On a libvirt host a task starts the domain, or shuts it down gracefully (destroying it
@@ -323,7 +335,7 @@ def set_power(session: Session, ctx: RequestContext, server_id: str, start: bool
         if server.status not in (want_from, to):
             raise Conflict(f"The server is {server.status}.", code="bad_status")
     if server.host_id != BUILTIN:
-        task_id = pending_for(session, POWER_TASK, server.id)
+        task_id = _pending_power(session, server.id, start)
         if task_id is None:
             task_id = enqueue(
                 session,
