@@ -317,9 +317,7 @@ def test_creating_a_vm_on_an_unknown_host_is_refused(flat_world: World) -> None:
     assert r.status_code == 400 and r.json()["code"] == "unknown_host", r.text
 
 
-def test_a_found_server_is_given_to_the_project_that_uses_it(
-    flat_world: World, node: Node
-) -> None:
+def test_a_found_server_is_given_to_the_project_that_uses_it(flat_world: World, node: Node) -> None:
     w = flat_world
     host = add_host(w, node)
     w.worker.drain()
