@@ -434,7 +434,7 @@ const en: Messages = {
     deleteMissing: 'Its domain is no longer on its host: only the VM’s record is removed.',
     deleteRefused: 'VM {name} cannot be deleted',
     emptyOnHost: 'No VMs on this host',
-    missingReason: 'Its domain is no longer on host “{host}”',
+    missingReason: 'Domain gone from host',
     createDialog: {
       title: 'Create a VM',
       name: 'Name',

@@ -433,7 +433,7 @@ const zhCN = {
     deleteMissing: '它的域已不在宿主机上，删除只移除虚拟机记录。',
     deleteRefused: '无法删除虚拟机 {name}',
     emptyOnHost: '该宿主机上暂无虚拟机',
-    missingReason: '宿主机“{host}”上已没有它的域',
+    missingReason: '宿主机上已没有它的域',
     createDialog: {
       title: '新建虚拟机',
       name: '名称',
