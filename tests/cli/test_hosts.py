@@ -370,7 +370,7 @@ def test_a_found_server_changes_project(admin: Cli, tenant: Tenant, node: Node) 
     other_id = admin.json("project", "create", other)["id"]
     r = tenant.member("server", "change-project", web["id"], "--project", other_id, expect=1)
     assert "forbidden" in r.stderr, r.stderr
-    r = admin("server", "change-project", "web-template", "--project", other)
+    r = admin("server", "change-project", web["id"], "--project", other)
     assert f"Moved server web-template ({web['id']}) to project {other}." in r.stdout
     assert admin.json("server", "show", web["id"])["project_id"] != tenant.project_id
     assert "web-template" not in servers_of(tenant.member, name)

@@ -52,10 +52,15 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
     },
     "server": {
         ("creating", "ready"),
+        ("creating", "running"),  # created and started at once (start: true)
         ("creating", "failed"),
         ("ready", "running"),
         ("ready", "saving"),
+        ("ready", "missing"),  # its domain is gone from its host
         ("running", "ready"),
+        ("running", "missing"),
+        ("missing", "ready"),  # the domain defined again under the same UUID
+        ("missing", "running"),
         ("saving", "ready"),
         ("saving", "running"),  # auto_start
     },
