@@ -124,6 +124,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "HOSTIMAGE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "HOSTIMAGE_ARGON2_TIME_COST": "1",
         "HOSTIMAGE_ARGON2_MEMORY_KIB": "1024",
+        # The test VMs have no OS to answer a graceful shutdown: forced off after 15 s.
+        "HOSTIMAGE_HOST_SHUTDOWN_SECONDS": "15",
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / f"server-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
