@@ -338,3 +338,30 @@ def test_a_found_server_is_given_to_the_project_that_uses_it(flat_world: World, 
     assert servers_of(w.admin, host["id"])["web-template"]["project_id"] == w.projects["p0b"]
     logs = w.admin.get("/logs", params={"obj_type": "server", "scope": "system"}).json()
     assert any(e["action"] == "change_project" for e in logs["items"]), logs
+
+
+def test_a_domain_the_service_is_building_is_not_found_as_a_new_server(
+    flat_world: World, node: Node
+) -> None:
+    """The domain of a VM being built carries the server's id as its UUID before the build
+    records it: a sync in between must not take it for a domain found on the host."""
+    import uuid as uuidlib
+
+    w = flat_world
+    host = add_host(w, node)
+    r = w.admin.post(
+        "/servers",
+        {
+            "name": "vm",
+            "project_id": w.projects["p0a"],
+            "disks": [{"size_mb": 8}],
+            "host_id": host["id"],
+        },
+    )
+    assert r.status_code == 202, r.text
+    vm = r.json()
+    node.put("vm", str(uuidlib.UUID(vm["id"])), 5)
+    w.worker.drain()  # the build (which the mock hypervisor cannot take) and the syncs
+    r = w.admin.get("/servers", params={"host_id": host["id"], "scope": "system", "limit": 100})
+    named = [s for s in r.json()["items"] if s["name"] == "vm"]
+    assert [(s["id"], s["created_here"]) for s in named] == [(vm["id"], True)]

@@ -98,11 +98,11 @@ def _same_disks(rows: list[ServerDisk], disks: tuple[DomainDisk, ...]) -> bool:
 
 def apply(session: Session, host: Host, facts: HostFacts, domains: list[DomainInfo]) -> SyncReport:
     """Bring the host's servers in line with ``domains`` (inside the caller's write)."""
-    servers = {
-        s.external_id: s
-        for s in session.scalars(select(Server).where(Server.host_id == host.id))
-        if s.external_id
-    }
+    known = list(session.scalars(select(Server).where(Server.host_id == host.id)))
+    servers = {s.external_id: s for s in known if s.external_id}
+    # A domain the service defines has the server's id as its UUID, and is recorded on the
+    # server only when its build commits: one seen earlier is that server's, not a new one.
+    building = {s.id for s in known if s.created_here and not s.external_id}
     disks: dict[str, list[ServerDisk]] = {s.id: [] for s in servers.values()}
     if servers:
         for d in session.scalars(
@@ -115,6 +115,8 @@ def apply(session: Session, host: Host, facts: HostFacts, domains: list[DomainIn
     for dom in domains:
         seen.add(dom.uuid)
         want = server_status(dom.state)
+        if dom.uuid.replace("-", "") in building:
+            continue
         server = servers.get(dom.uuid)
         if server is None:
             server = Server(

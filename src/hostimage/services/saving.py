@@ -32,6 +32,7 @@ from hostimage.services.blobs import store_file
 from hostimage.services.host_images.common import refresh_derived
 from hostimage.services.limits import ImageLimits, ensure_room, image_limits
 from hostimage.services.runtime import TaskRun
+from hostimage.services.servers import POWER_TASK
 from hostimage.services.settings import get_settings
 
 
@@ -338,7 +339,7 @@ def _finish(
                 # A libvirt domain is started by the power task, which then shows it running.
                 enqueue(
                     session,
-                    "power_server",
+                    POWER_TASK,
                     "server",
                     server.id,
                     project_id=server.project_id,

@@ -383,42 +383,35 @@ def delete_server(session: Session, ctx: RequestContext, server_id: str) -> dict
             )
     disks = _disks(session, [server.id])[server.id]
     oplog.record(session, ctx, of_server(server), "delete")
-    task_id: str | None = None
+    payload: dict[str, Any] | None = None
     if server.host_id == BUILTIN:
-        task_id = enqueue(
-            session,
-            "delete_server_disks",
-            "server",
-            server.id,
-            project_id=server.project_id,
-            payload={"paths": [d.path for d in disks if d.path]},
-        ).id
+        payload = {"paths": [d.path for d in disks if d.path]}
     elif server.created_here:
         host = session.get(Host, server.host_id)
         if host is None:
             raise Conflict("The server's host is no longer registered.", code="unknown_host")
-        task_id = enqueue(
+        payload = {
+            "uri": host.uri,
+            "domain": server.external_id,
+            "volumes": [
+                {"pool": d.pool or host.storage_pool, "name": d.volume or "", "path": d.path or ""}
+                for d in disks
+            ],
+            "server_id": server.id,
+            "pool": host.storage_pool,
+            "disks": len(disks),
+        }
+    task_id = None
+    if payload is not None:
+        task = enqueue(
             session,
             "delete_server_disks",
             "server",
             server.id,
             project_id=server.project_id,
-            payload={
-                "uri": host.uri,
-                "domain": server.external_id,
-                "volumes": [
-                    {
-                        "pool": d.pool or host.storage_pool,
-                        "name": d.volume or "",
-                        "path": d.path or "",
-                    }
-                    for d in disks
-                ],
-                "server_id": server.id,
-                "pool": host.storage_pool,
-                "disks": len(disks),
-            },
-        ).id
+            payload=payload,
+        )
+        task_id = task.id
     session.execute(delete(ServerDisk).where(ServerDisk.server_id == server.id))
     session.delete(server)
     session.commit()
